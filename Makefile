@@ -1,0 +1,53 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything they need is installed here.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install system-deps run test test-fast lint bench clean lock
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,lint]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# Debian packages the tests use as real peers: PostgreSQL server binaries (the embedded cluster),
+# a real Prometheus Alertmanager, and wrk for throughput figures.
+system-deps:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
+	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+run: install system-deps
+	$(BIN)/tocsin up --config examples/tocsin.yaml
+
+test: install system-deps
+	$(BIN)/pytest
+
+test-fast: install
+	$(BIN)/pytest -m "not e2e"
+
+lint: install
+	$(BIN)/ruff check cli libs services tests bench
+	$(BIN)/mypy cli libs/events services
+
+bench: install system-deps
+	$(BIN)/python bench/e2e_latency.py
+
+# Refresh the pins after changing dependencies in pyproject.toml.
+lock:
+	rm -rf /tmp/tocsin-lock && $(PYTHON) -m venv /tmp/tocsin-lock
+	/tmp/tocsin-lock/bin/pip install --quiet '.[test,lint]'
+	/tmp/tocsin-lock/bin/pip freeze --exclude tocsin > constraints.txt
+
+clean:
+	rm -rf $(VENV) .tocsin .pytest_cache

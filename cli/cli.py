@@ -1,0 +1,226 @@
+"""The `tocsin` command: the composition root, the only code that imports every service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tocsin import runtime
+
+USAGE_ERROR = 2
+
+
+def _connect_env(data_dir: Path) -> None:
+    """Point a service at the running `tocsin up` of the data dir unless the URLs are set."""
+    nats_url, database_url = runtime.urls(data_dir)
+    os.environ.setdefault("TOCSIN_NATS_URL", nats_url)
+    os.environ.setdefault("TOCSIN_DATABASE_URL", database_url)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from tocsin.events.observability import setup_logging, setup_tracing
+    from tocsin.up import up
+    setup_logging("up", os.environ.get("TOCSIN_LOG_LEVEL", "INFO"))
+    setup_tracing("up")
+    if args.config and not Path(args.config).is_file():
+        print(f"config file not found: {args.config}", file=sys.stderr)
+        return USAGE_ERROR
+    if args.config:
+        rc = cmd_config_check(argparse.Namespace(file=args.config, quiet=True))
+        if rc:
+            return rc
+    return up(os.path.abspath(args.config) if args.config else "", Path(args.data_dir))
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    if not (os.environ.get("TOCSIN_NATS_URL") and (args.service in ("intake", "router", "notifier")
+                                                    or os.environ.get("TOCSIN_DATABASE_URL"))):
+        _connect_env(Path(args.data_dir))
+    if args.service == "intake":
+        from tocsin.intake.__main__ import main as intake_main
+        intake_main()
+    elif args.service == "router":
+        from tocsin.router.__main__ import main as router_main
+        router_main()
+    elif args.service == "scheduler":
+        from tocsin.scheduler.__main__ import main as scheduler_main
+        scheduler_main()
+    elif args.service == "notifier":
+        from tocsin.notifier.__main__ import main as notifier_main
+        notifier_main(args.kinds or "")
+    elif args.service == "api":
+        from tocsin.api.__main__ import main as api_main
+        api_main()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from tocsin.up import migrate_all, pending_all
+    _, database_url = runtime.urls(Path(args.data_dir)) if not os.environ.get("TOCSIN_DATABASE_URL") else (
+        "", os.environ["TOCSIN_DATABASE_URL"])
+    if args.check:
+        missing = asyncio.run(pending_all(database_url))
+        if missing:
+            print("schema is behind; pending migrations:\n  " + "\n  ".join(missing))
+            return 1
+        print("schema is up to date")
+        return 0
+    applied = asyncio.run(migrate_all(database_url))
+    print("applied:\n  " + "\n  ".join(applied) if applied else "schema is up to date")
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from tocsin.events.config import ConfigError, parse_config, warnings
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        config = parse_config(data)
+    except ConfigError as exc:
+        print(f"{args.file}: {len(exc.errors)} error(s); nothing was applied", file=sys.stderr)
+        for path, message in exc.errors:
+            print(f"  {path or '(top)'}: {message}", file=sys.stderr)
+        return 1
+    for path, message in warnings(config):
+        print(f"  warning: {path}: {message}", file=sys.stderr)
+    if not getattr(args, "quiet", False):
+        print(f"{args.file}: ok ({len(config.users)} users, {len(config.teams)} teams, "
+              f"{len(config.routes)} routes, {len(config.channels)} channels)")
+    return 0
+
+
+async def _with_services(data_dir: Path, work):  # type: ignore[no-untyped-def]
+    import asyncpg
+
+    from tocsin.events.bus import Bus
+    nats_url, database_url = runtime.urls(data_dir)
+    bus = await Bus.connect(nats_url, "tocsin-cli")
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        await bus.ensure_streams()
+        return await work(bus, pool)
+    finally:
+        await pool.close()
+        await bus.close()
+
+
+def cmd_config_apply(args: argparse.Namespace) -> int:
+    from tocsin.api import config_store
+    from tocsin.events.config import ConfigError, parse_config
+    rc = cmd_config_check(argparse.Namespace(file=args.file, quiet=True))
+    if rc:
+        return rc
+    config = parse_config(Path(args.file).read_bytes())
+
+    async def work(bus, pool):  # type: ignore[no-untyped-def]
+        return await config_store.apply(pool, bus, config, by=f"cli:{os.environ.get('USER', '')}")
+    try:
+        result = asyncio.run(_with_services(Path(args.data_dir), work))
+    except ConfigError as exc:
+        print("the merged config has errors; nothing was applied", file=sys.stderr)
+        for path, message in exc.errors:
+            print(f"  {path}: {message}", file=sys.stderr)
+        return 1
+    print(f"applied revision {result.revision}" if result.changed else f"unchanged (revision {result.revision})")
+    for route, token in result.new_tokens.items():
+        print(f"route {route}: new intake token {token}  (shown once; keep it)")
+    return 0
+
+
+def cmd_config_export(args: argparse.Namespace) -> int:
+    import yaml
+
+    from tocsin.api import config_store
+    from tocsin.events.config import redacted
+
+    async def work(bus, pool):  # type: ignore[no-untyped-def]
+        async with pool.acquire() as conn:
+            return await config_store.current(conn)
+    _, config = asyncio.run(_with_services(Path(args.data_dir), work))
+    sys.stdout.write(yaml.safe_dump(redacted(config), sort_keys=False))
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from tocsin.api import auth, config_store
+
+    async def work(bus, pool):  # type: ignore[no-untyped-def]
+        async with pool.acquire() as conn:
+            _, config = await config_store.current(conn)
+            if args.user not in config.users:
+                return None
+            return await auth.create_token(conn, args.user, name=args.name or "",
+                                           scopes=tuple(args.scope or auth.DEFAULT_SCOPES))
+    try:
+        token = asyncio.run(_with_services(Path(args.data_dir), work))
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return USAGE_ERROR
+    if token is None:
+        print(f"unknown user {args.user!r}: add them to the config first", file=sys.stderr)
+        return 1
+    print(token)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tocsin", description="Self-hosted on-call routing and alert delivery.")
+    p.add_argument("--data-dir", default=os.environ.get("TOCSIN_DATA_DIR", ".tocsin"),
+                   help="where `tocsin up` keeps its data, and where other commands find it (default .tocsin)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("up", help="run every service with an embedded NATS and Postgres")
+    s.add_argument("--config", default="", help="a tocsin.yaml to apply at start")
+    s.add_argument("--data-dir", default=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_up)
+
+    for name in ("intake", "router", "scheduler", "notifier", "api"):
+        s = sub.add_parser(name, help=f"run the {name} service alone")
+        s.add_argument("--data-dir", default=argparse.SUPPRESS)
+        if name == "notifier":
+            s.add_argument("--kinds", default="", help="comma-separated channel kinds (default: all)")
+        s.set_defaults(func=cmd_service, service=name)
+
+    s = sub.add_parser("migrate", help="create or upgrade the Postgres schema")
+    s.add_argument("--check", action="store_true", help="only verify; exit 1 when behind")
+    s.add_argument("--data-dir", default=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_migrate)
+
+    config = sub.add_parser("config", help="config as code").add_subparsers(dest="action", required=True)
+    s = config.add_parser("check", help="validate a file; change nothing")
+    s.add_argument("file")
+    s.set_defaults(func=cmd_config_check)
+    s = config.add_parser("apply", help="validate and apply a file, all or nothing")
+    s.add_argument("file")
+    s.add_argument("--data-dir", default=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_config_apply)
+    s = config.add_parser("export", help="print the applied config, secrets masked")
+    s.add_argument("--data-dir", default=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_config_export)
+
+    token = sub.add_parser("token", help="personal API tokens").add_subparsers(dest="action", required=True)
+    s = token.add_parser("create", help="print a new API token for USER once")
+    s.add_argument("user")
+    s.add_argument("--scope", action="append", help="repeatable; default incidents:read incidents:write")
+    s.add_argument("--name", default="")
+    s.add_argument("--data-dir", default=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_token_create)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        rc = args.func(args)
+    except runtime.NotFound as exc:
+        print(str(exc), file=sys.stderr)
+        rc = 1
+    except KeyboardInterrupt:
+        rc = 130
+    sys.exit(rc)

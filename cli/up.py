@@ -1,0 +1,173 @@
+"""`tocsin up`: every service in one process, with an embedded NATS and Postgres unless URLs are given."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+from aiohttp import web
+
+from tocsin import runtime
+from tocsin.api.app import create_app as create_api
+from tocsin.api.settings import Settings as ApiSettings
+from tocsin.embedded import EmbeddedNats, EmbeddedPostgres
+from tocsin.events import pg
+from tocsin.events.bus import Bus
+from tocsin.events.configbus import ConfigWatcher
+from tocsin.events.web import parse_listen
+from tocsin.intake.app import Intake
+from tocsin.intake.settings import Settings as IntakeSettings
+from tocsin.notifier import app as notifier
+from tocsin.notifier.settings import Settings as NotifierSettings
+from tocsin.router import app as router
+from tocsin.router.settings import Settings as RouterSettings
+from tocsin.scheduler import app as scheduler
+from tocsin.scheduler.settings import Settings as SchedulerSettings
+
+log = logging.getLogger("tocsin.up")
+
+COMPONENTS = (("api", "tocsin.api"), ("scheduler", "tocsin.scheduler"))
+
+
+async def migrate_all(database_url: str) -> list[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        applied = []
+        for component, package in COMPONENTS:
+            applied += await pg.migrate(conn, component, package)
+        return applied
+    finally:
+        await conn.close()
+
+
+async def pending_all(database_url: str) -> list[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        out = []
+        for component, package in COMPONENTS:
+            out += await pg.pending(conn, component, package)
+        return out
+    finally:
+        await conn.close()
+
+
+class Stack:
+    """All five services on one bus connection and one pool; one HTTP listener for intake and API."""
+
+    def __init__(self, nats_url: str, database_url: str, *, http: str, config_file: str = "",
+                 public_url: str = "") -> None:
+        self.nats_url, self.database_url, self.http = nats_url, database_url, http
+        host, port = parse_listen(http, 8080)
+        self.host, self.port = host, port
+        public = public_url or os.environ.get("TOCSIN_PUBLIC_URL") or f"http://{host}:{port}"
+        self.api_settings = replace(ApiSettings.from_env(), nats_url=nats_url, database_url=database_url,
+                                    listen=http, public_url=public, config_file=config_file)
+        self.router_settings = replace(RouterSettings.from_env(), nats_url=nats_url, public_url=public)
+        self.scheduler_settings = replace(SchedulerSettings.from_env(), nats_url=nats_url,
+                                          database_url=database_url)
+        self.notifier_settings = replace(NotifierSettings.from_env(), nats_url=nats_url)
+        self.intake_settings = replace(IntakeSettings.from_env(), nats_url=nats_url)
+        self.tasks: list[asyncio.Task[None]] = []
+        self.runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        await migrate_all(self.database_url)
+        self.bus = await Bus.connect(self.nats_url, "tocsin-up")
+        await self.bus.ensure_streams()
+        self.pool = await asyncpg.create_pool(self.database_url, min_size=2, max_size=20)
+        app = create_api(self.api_settings, bus=self.bus, pool=self.pool)
+        intake = Intake(self.intake_settings)
+        intake.add_routes(app)
+        self.intake_watcher = ConfigWatcher(self.bus)
+
+        async def intake_resources(app: web.Application):  # type: ignore[no-untyped-def]
+            await self.intake_watcher.start()
+            intake.attach(self.bus, self.intake_watcher)
+            yield
+            await self.intake_watcher.stop()
+
+        app.cleanup_ctx.append(intake_resources)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()   # applies the config file before the other services start
+        site = web.TCPSite(self.runner, self.host, self.port)
+        await site.start()
+        self.tasks = [
+            asyncio.create_task(router.run(self.router_settings, self.bus), name="router"),
+            asyncio.create_task(scheduler.run(self.scheduler_settings, self.bus, self.pool), name="scheduler"),
+            asyncio.create_task(notifier.run(self.notifier_settings, self.bus), name="notifier"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.runner is not None:
+            await self.runner.cleanup()
+        await self.pool.close()
+        await self.bus.close()
+
+    async def wait(self) -> None:
+        """Until a service task dies (then raise its error) or the caller cancels."""
+        done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+
+
+def up(config: str, data_dir: Path) -> int:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(data_dir / "lock", "w")  # noqa: SIM115 - held for the life of the process
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"another `tocsin up` is running with data dir {data_dir}")
+        return 1
+    http = os.environ.get("TOCSIN_HTTP", "127.0.0.1:8080")
+    nats_url = os.environ.get("TOCSIN_NATS_URL", "")
+    database_url = os.environ.get("TOCSIN_DATABASE_URL", "")
+    nats = pg_server = None
+    try:
+        if not nats_url:
+            nats = EmbeddedNats(data_dir / "nats").start()
+            nats_url = nats.url
+        if not database_url:
+            pg_server = EmbeddedPostgres(data_dir / "postgres").start()
+            database_url = pg_server.url()
+        runtime.write(data_dir, runtime.Runtime(nats_url=nats_url, database_url=database_url, http=http,
+                                                pid=os.getpid()))
+        asyncio.run(_serve(nats_url, database_url, http, config))
+        return 0
+    finally:
+        runtime.remove(data_dir)
+        if pg_server:
+            pg_server.stop()
+        if nats:
+            nats.stop()
+
+
+async def _serve(nats_url: str, database_url: str, http: str, config: str) -> None:
+    stack = Stack(nats_url, database_url, http=http, config_file=config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stack.start()
+    print(f"tocsin is up: http://{stack.host}:{stack.port}  (intake and API; Ctrl-C stops)", flush=True)
+    waiter = asyncio.create_task(stack.wait())
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        stopper.cancel()
+        await stack.stop()
+    if waiter.done() and not waiter.cancelled() and waiter.exception():
+        raise waiter.exception()  # type: ignore[misc]

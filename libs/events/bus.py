@@ -1,0 +1,192 @@
+"""The NATS connection helper every service uses.
+
+Publishing always sets `Nats-Msg-Id` (the event id, so a retried publish is stored once) and the W3C
+`traceparent` of the current span, so one trace follows an alert from the intake request to the page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import msgspec
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, PubAck, StorageType
+from nats.js.errors import APIError, BadRequestError, NotFoundError
+from nats.js.kv import KeyValue
+from opentelemetry import propagate
+
+from tocsin.events.base import Event
+from tocsin.events.streams import (
+    ALL_STREAMS,
+    COUNTERS_BUCKET,
+    DEDUP_BUCKET,
+    DELIVERY_LEDGER_BUCKET,
+    ConsumerDef,
+)
+
+log = logging.getLogger("tocsin.bus")
+
+WRONG_LAST_SEQUENCE = 10071
+_encoder = msgspec.json.Encoder()
+
+
+class ConcurrencyConflict(Exception):
+    """Somebody appended to the aggregate since we read it: reload and decide again."""
+
+
+class Bus:
+    def __init__(self, nc: NATS) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(timeout=5)
+
+    @classmethod
+    async def connect(cls, url: str, name: str) -> Bus:
+        async def error_cb(exc: Exception) -> None:
+            log.warning("nats connection error: %s", exc)
+
+        nc = await nats.connect(
+            servers=[u.strip() for u in url.split(",")], name=name, error_cb=error_cb,
+            max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5,
+            allow_reconnect=True, ping_interval=10,
+        )
+        return cls(nc)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+
+    @property
+    def connected(self) -> bool:
+        return self.nc.is_connected
+
+    async def ensure_streams(self, replicas: int = 1) -> None:
+        """Create every stream and bucket, or bring an existing one's settings up to date."""
+        for stream in ALL_STREAMS:
+            config = stream.config(replicas)
+            try:
+                await self.js.add_stream(config)
+            except BadRequestError:
+                await self.js.update_stream(config)
+        for bucket, history, ttl in ((DELIVERY_LEDGER_BUCKET, 1, 30 * 86400), (DEDUP_BUCKET, 1, None),
+                                     (COUNTERS_BUCKET, 1, None)):
+            try:
+                await self.js.key_value(bucket)
+            except NotFoundError:
+                await self.js.create_key_value(KeyValueConfig(
+                    bucket=bucket, history=history, ttl=ttl, storage=StorageType.FILE,
+                    replicas=replicas))
+
+    async def kv(self, bucket: str) -> KeyValue:
+        return await self.js.key_value(bucket)
+
+    def headers(self, msg_id: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers: dict[str, str] = {"Nats-Msg-Id": msg_id}
+        propagate.inject(headers)
+        if extra:
+            headers.update(extra)
+        return headers
+
+    async def publish(self, subject: str, event: Event, *, expected_last_subject_seq: int | None = None,
+                      timeout: float = 5.0) -> PubAck:
+        """Publish one event and wait for JetStream to have it. Raises ConcurrencyConflict when
+        `expected_last_subject_seq` no longer holds."""
+        extra = None
+        if expected_last_subject_seq is not None:
+            extra = {"Nats-Expected-Last-Subject-Sequence": str(expected_last_subject_seq)}
+        try:
+            return await self.js.publish(subject, _encoder.encode(event), timeout=timeout,
+                                         headers=self.headers(event.id, extra))
+        except APIError as exc:
+            if exc.err_code == WRONG_LAST_SEQUENCE:
+                raise ConcurrencyConflict(subject) from exc
+            raise
+
+    async def publish_many(self, items: Sequence[tuple[str, Event]], timeout: float = 5.0) -> list[PubAck]:
+        """Publish several events concurrently; every one is stored (or known stored) when this returns."""
+        futures = [await self.js.publish_async(subject, _encoder.encode(event),
+                                               headers=self.headers(event.id))
+                   for subject, event in items]
+        return list(await asyncio.wait_for(asyncio.gather(*futures), timeout))
+
+    async def read_subject(self, stream: str, subject: str) -> list[tuple[int, bytes]]:
+        """Every message on one subject, oldest first, as (stream sequence, data)."""
+        out: list[tuple[int, bytes]] = []
+        seq = 1
+        while True:
+            try:
+                msg = await self.js.get_msg(stream, seq=seq, subject=subject, next=True, direct=True)
+            except NotFoundError:
+                return out
+            assert msg.seq is not None
+            out.append((msg.seq, msg.data or b""))
+            seq = msg.seq + 1
+
+    async def last_on_subject(self, stream: str, subject: str) -> tuple[int, bytes] | None:
+        try:
+            msg = await self.js.get_msg(stream, subject=subject, direct=True)
+        except NotFoundError:
+            return None
+        assert msg.seq is not None
+        return msg.seq, msg.data or b""
+
+    async def pull(self, consumer: ConsumerDef) -> JetStreamContext.PullSubscription:
+        """Create the durable consumer if needed (idempotent) and bind a pull subscription to it."""
+        try:
+            await self.js.add_consumer(consumer.stream, consumer.config())
+        except BadRequestError:
+            # Settings changed between versions: the filter and the position are kept, the rest updated.
+            await self.js.delete_consumer(consumer.stream, consumer.durable)
+            await self.js.add_consumer(consumer.stream, consumer.config())
+        return await self.js.pull_subscribe_bind(consumer.durable, consumer.stream)
+
+
+BatchHandler = Callable[[list[Msg]], Awaitable[None]]
+
+
+async def consume(sub: JetStreamContext.PullSubscription, handle: BatchHandler, *, batch: int = 100,
+                  idle_timeout: float = 1.0, name: str = "consumer") -> None:
+    """Fetch batches forever and hand them to `handle`, which acks. A failing batch is not acked, so
+    JetStream redelivers it after the consumer's ack wait; the loop itself keeps going."""
+    while True:
+        try:
+            msgs = await sub.fetch(batch, timeout=idle_timeout)
+        except (TimeoutError, asyncio.TimeoutError, nats.errors.TimeoutError):
+            continue
+        except nats.errors.ConnectionClosedError:
+            return
+        except Exception as exc:  # connection trouble: keep trying, the bus reconnects by itself
+            log.warning("%s: fetch failed: %s", name, exc)
+            await asyncio.sleep(0.5)
+            continue
+        try:
+            await handle(msgs)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: batch failed; it will be redelivered", name)
+            for msg in msgs:
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=1)
+
+
+def extract_context(msg: Msg) -> Any:
+    return propagate.extract(msg.headers or {})
+
+
+async def decode_or_drop(msg: Msg, decoder: msgspec.json.Decoder[Any], name: str) -> Any | None:
+    """Decode a message; one that this version cannot read is terminated (never redelivered in a loop)
+    and logged, so one bad message cannot stall a consumer."""
+    try:
+        return decoder.decode(msg.data)
+    except msgspec.DecodeError as exc:
+        log.error("%s: undecodable message on %s dropped: %s", name, msg.subject, exc)
+        with contextlib.suppress(Exception):
+            await msg.term()
+        return None

@@ -1,0 +1,109 @@
+"""Stream, subject and durable consumer definitions, created idempotently at start.
+
+| stream     | subjects                 | written by            | read by                        |
+|------------|--------------------------|-----------------------|--------------------------------|
+| ALERTS     | alerts.<route>           | intake                | router, api projector          |
+| INCIDENTS  | incidents.<incident id>  | router, api           | scheduler, api projector       |
+| TIMERS     | timers.requested/.fired  | router / scheduler    | scheduler / router             |
+| NOTIFY     | notify.<channel kind>    | router                | notifier (one consumer a kind) |
+| DELIVERIES | deliveries.<kind>        | notifier              | api projector                  |
+| CONFIG     | config.applied           | api (config apply)    | intake, router, notifier, ...  |
+
+INCIDENTS keeps one subject per aggregate with the event type in the payload, so that
+`Nats-Expected-Last-Subject-Sequence` guards every append on every server version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+
+@dataclass(frozen=True)
+class StreamDef:
+    name: str
+    subjects: list[str]
+    max_age: timedelta | None = None
+    max_msgs_per_subject: int = -1
+    duplicate_window: timedelta = timedelta(minutes=2)
+    retention: RetentionPolicy = RetentionPolicy.LIMITS
+
+    def config(self, replicas: int = 1) -> StreamConfig:
+        return StreamConfig(
+            name=self.name,
+            subjects=list(self.subjects),
+            retention=self.retention,
+            storage=StorageType.FILE,
+            max_age=self.max_age.total_seconds() if self.max_age else None,
+            max_msgs_per_subject=self.max_msgs_per_subject,
+            duplicate_window=self.duplicate_window.total_seconds(),
+            discard=DiscardPolicy.OLD,
+            num_replicas=replicas,
+            allow_direct=True,
+        )
+
+
+ALERTS = StreamDef("ALERTS", ["alerts.>"], max_age=timedelta(days=90))
+INCIDENTS = StreamDef("INCIDENTS", ["incidents.>"])
+TIMERS = StreamDef("TIMERS", ["timers.>"], max_age=timedelta(days=30))
+NOTIFY = StreamDef("NOTIFY", ["notify.>"], max_age=timedelta(days=30))
+DELIVERIES = StreamDef("DELIVERIES", ["deliveries.>"], max_age=timedelta(days=365))
+CONFIG = StreamDef("CONFIG", ["config.>"], max_msgs_per_subject=20)
+
+ALL_STREAMS = (ALERTS, INCIDENTS, TIMERS, NOTIFY, DELIVERIES, CONFIG)
+
+# The notifier's delivery ledger: one key per notification id, so a redelivered command is not sent twice.
+DELIVERY_LEDGER_BUCKET = "tocsin_delivery_ledger"
+# The router's dedup index: route + dedup key -> the open incident (compare-and-set on the key's revision).
+DEDUP_BUCKET = "tocsin_dedup"
+# Small counters (the human-friendly incident number).
+COUNTERS_BUCKET = "tocsin_counters"
+
+
+@dataclass(frozen=True)
+class ConsumerDef:
+    stream: str
+    durable: str
+    filter_subject: str
+    ack_wait: timedelta = timedelta(seconds=30)
+    max_deliver: int = -1
+    max_ack_pending: int = 1000
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.durable,
+            filter_subject=self.filter_subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.ack_wait.total_seconds(),
+            max_deliver=self.max_deliver,
+            max_ack_pending=self.max_ack_pending,
+        )
+
+
+ROUTER_ALERTS = ConsumerDef("ALERTS", "router-alerts", "alerts.>")
+ROUTER_TIMERS = ConsumerDef("TIMERS", "router-timers", "timers.fired.>")
+SCHEDULER_REQUESTS = ConsumerDef("TIMERS", "scheduler-requests", "timers.requested.>")
+SCHEDULER_INCIDENTS = ConsumerDef("INCIDENTS", "scheduler-incidents", "incidents.>")
+
+
+def notifier_consumer(kind: str) -> ConsumerDef:
+    # Sending can take a while (a slow provider, retries inside the deadline); the worker also
+    # marks progress, so a healthy send is never handed to a second replica.
+    return ConsumerDef("NOTIFY", f"notifier-{kind}", f"notify.{kind}", ack_wait=timedelta(seconds=60),
+                       max_deliver=20, max_ack_pending=256)
+
+
+def projector_consumer(stream: str) -> ConsumerDef:
+    return ConsumerDef(stream, f"api-projector-{stream.lower()}", f"{stream.lower()}.>", max_ack_pending=5000)

@@ -1,0 +1,50 @@
+"""TIMERS stream: the router asks for a timer, the scheduler says when it fired.
+
+Timer kinds: `escalate` (a step's wait passed), `contact` (a contact rule's delay passed; `payload`
+holds the notification to send if the incident is still unacknowledged).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from tocsin.events.base import Event
+
+TimerKind = Literal["escalate", "contact"]
+
+
+class TimerRequested(Event, frozen=True, kw_only=True, tag="timer.requested"):
+    """`id` is the timer id: asking twice for the same timer keeps one."""
+
+    kind: TimerKind
+    due_at: datetime
+    incident_id: str
+    step: int = 0
+    repeat: int = 0
+    payload: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))
+
+
+class TimerFired(Event, frozen=True, kw_only=True, tag="timer.fired"):
+    timer_id: str
+    kind: TimerKind
+    due_at: datetime
+    incident_id: str
+    step: int = 0
+    repeat: int = 0
+    by: str = "system"          # a person, when the API asks to escalate now
+    payload: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))
+
+
+TimerEvent = TimerRequested | TimerFired
+decoder = msgspec.json.Decoder(TimerEvent)
+
+
+def requested_subject(incident_id: str) -> str:
+    return f"timers.requested.{incident_id}"
+
+
+def fired_subject(incident_id: str) -> str:
+    return f"timers.fired.{incident_id}"

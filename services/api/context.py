@@ -1,0 +1,60 @@
+"""The API's one service object, on a typed AppKey: no module-level singletons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiohttp import web
+
+from tocsin.api.auth import Caller, authenticate
+from tocsin.api.settings import Settings
+from tocsin.events.bus import Bus
+from tocsin.events.configbus import ConfigWatcher
+from tocsin.events.repository import IncidentRepository
+from tocsin.events.web import ApiError
+
+
+@dataclass
+class Context:
+    settings: Settings
+    _bus: Bus | None = None
+    _pool: asyncpg.Pool | None = None
+    _config: ConfigWatcher | None = None
+    _repo: IncidentRepository | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @staticmethod
+    def of(request: web.Request) -> Context:
+        return request.app[CONTEXT]
+
+    def attach(self, bus: Bus, pool: asyncpg.Pool, config: ConfigWatcher) -> None:
+        self._bus, self._pool, self._config = bus, pool, config
+        self._repo = IncidentRepository(bus, cache_size=0)
+
+    def _need(self, value: object) -> object:
+        if value is None:
+            raise ApiError(503, "starting up", headers={"Retry-After": "1"})
+        return value
+
+    @property
+    def bus(self) -> Bus:
+        return self._need(self._bus)  # type: ignore[return-value]
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._need(self._pool)  # type: ignore[return-value]
+
+    @property
+    def config(self) -> ConfigWatcher:
+        return self._need(self._config)  # type: ignore[return-value]
+
+    @property
+    def repo(self) -> IncidentRepository:
+        return self._need(self._repo)  # type: ignore[return-value]
+
+    async def caller(self, request: web.Request) -> Caller:
+        return await authenticate(request, self.pool)
+
+
+CONTEXT = web.AppKey("tocsin_context", Context)

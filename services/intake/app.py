@@ -1,0 +1,174 @@
+"""The intake HTTP door: authenticate the route, parse the source's body, publish, answer after the ack."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+import msgspec
+from aiohttp import web
+from opentelemetry import trace
+
+from tocsin.events import alerts
+from tocsin.events.base import new_id, utcnow
+from tocsin.events.bus import Bus
+from tocsin.events.configbus import ConfigWatcher
+from tocsin.events.observability import tracer
+from tocsin.events.web import ApiError, error_middleware, read_json_body
+from tocsin.intake.settings import Settings
+from tocsin.intake.sources import PARSERS, PayloadError
+
+log = logging.getLogger("tocsin.intake")
+_tracer = tracer("intake")
+
+
+class RateLimiter:
+    """A token bucket per route: `rate` alerts a minute, bursts up to the same number."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str, rate_per_minute: int, cost: int = 1) -> float:
+        """0 when allowed, else the seconds to wait."""
+        now = time.monotonic()
+        capacity = float(rate_per_minute)
+        tokens, last = self._buckets.get(key, (capacity, now))
+        tokens = min(capacity, tokens + (now - last) * rate_per_minute / 60.0)
+        if tokens >= cost:
+            self._buckets[key] = (tokens - cost, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (cost - tokens) * 60.0 / rate_per_minute
+
+
+def bearer_token(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() in ("bearer", "geniekey") and value.strip():
+        return value.strip()
+    return request.query.get("token", "")
+
+
+class Intake:
+    """The intake's state: its bus connection and config view are attached once they are open."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.limiter = RateLimiter()
+        self._bus: Bus | None = None
+        self._config: ConfigWatcher | None = None
+
+    def attach(self, bus: Bus, config: ConfigWatcher) -> None:
+        self._bus, self._config = bus, config
+
+    @property
+    def bus(self) -> Bus:
+        if self._bus is None:
+            raise ApiError(503, "starting up", headers={"Retry-After": "1"})
+        return self._bus
+
+    @property
+    def config(self) -> ConfigWatcher:
+        if self._config is None:
+            raise ApiError(503, "starting up", headers={"Retry-After": "1"})
+        return self._config
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/v1/intake/{source}", self.receive)
+
+    async def receive(self, request: web.Request) -> web.Response:
+        source = request.match_info["source"]
+        if source not in PARSERS:
+            raise ApiError(404, f"unknown source {source!r}", details={"sources": sorted(PARSERS)})
+        token = bearer_token(request)
+        found = self.config.directory.route_for_token(token) if token else None
+        if found is None:
+            raise ApiError(401, "missing or unknown route token",
+                           headers={"WWW-Authenticate": 'Bearer realm="tocsin-intake"'})
+        route_name, route = found
+        if route.source != source:
+            raise ApiError(403, f"this token belongs to a route for {route.source!r}, not {source!r}")
+        body = await read_json_body(request, route.max_body_bytes or self.settings.max_body_bytes)
+        with _tracer.start_as_current_span("intake.receive", attributes={
+                "tocsin.source": source, "tocsin.route": route_name}):
+            try:
+                parsed = PARSERS[source](body)
+            except PayloadError as exc:
+                raise ApiError(422, str(exc), details={"path": exc.path} if exc.path else None) from None
+            wait = self.limiter.take(route_name, route.rate_limit or self.settings.rate_per_minute, len(parsed))
+            if wait:
+                raise ApiError(429, "rate limit of this route exceeded",
+                               headers={"Retry-After": str(max(1, round(wait)))})
+            events = self._events(source, route_name, parsed)
+            await self._publish(events)
+        return web.json_response(
+            {"accepted": len(events),
+             "alerts": [{"alert_id": e.aggregate_id, "dedup_key": e.dedup_key} for e in events]},
+            status=202)
+
+    def _events(self, source: str, route: str, parsed: list) -> list[alerts.AlertReceived]:  # type: ignore[type-arg]
+        now = self.clock()
+        span = trace.get_current_span().get_span_context()
+        traceparent = f"00-{span.trace_id:032x}-{span.span_id:016x}-01" if span.is_valid else ""
+        out = []
+        for alert in parsed:
+            alert_id = new_id()
+            raw = alert.raw if len(alert.raw) <= self.settings.max_raw_bytes else msgspec.json.encode(
+                {"truncated": True, "size": len(alert.raw)})
+            out.append(alerts.AlertReceived(
+                id=alert_id, aggregate_id=alert_id, version=1, at=now, traceparent=traceparent,
+                source=source, route=route, dedup_key=alert.dedup_key, status=alert.status,
+                severity=alert.severity, title=alert.title, details=alert.details, labels=alert.labels,
+                links=alert.links, raw=msgspec.Raw(raw or b"null")))
+        return out
+
+    async def _publish(self, events: list[alerts.AlertReceived]) -> None:
+        if not self.bus.connected:
+            raise ApiError(503, "the event bus is unavailable; nothing was accepted, retry later",
+                           headers={"Retry-After": "5"})
+        try:
+            await self.bus.publish_many([(alerts.subject(e.route), e) for e in events], timeout=5.0)
+        except (TimeoutError, asyncio.TimeoutError, Exception) as exc:
+            log.warning("publish failed: %s", exc)
+            # Some of a group may be stored: a retry by the sender is safe, dedup keys fold it downstream.
+            raise ApiError(503, "the event bus did not confirm the alerts; retry later",
+                           headers={"Retry-After": "5"}) from None
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def add_health(app: web.Application, bus: Callable[[], Bus | None]) -> None:
+    async def ready(request: web.Request) -> web.Response:
+        b = bus()
+        if b is None or not b.connected:
+            raise ApiError(503, "nats is not reachable")
+        return web.json_response({"status": "ready", "nats": "ok"})
+    app.router.add_get("/healthz", health)
+    app.router.add_get("/readyz", ready)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The intake as its own process: its own listener, bus connection and config view."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes + 1024)
+    intake = Intake(settings)
+    intake.add_routes(app)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        bus = await Bus.connect(settings.nats_url, "tocsin-intake")
+        await bus.ensure_streams()
+        watcher = ConfigWatcher(bus)
+        await watcher.start()
+        intake.attach(bus, watcher)
+        yield
+        await watcher.stop()
+        await bus.close()
+
+    app.cleanup_ctx.append(resources)
+    add_health(app, lambda: intake._bus)
+    return app

@@ -1,0 +1,83 @@
+"""What every channel shares: the outcome it classifies, and the HTTP status rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import aiohttp
+
+from tocsin.events.notify import NotificationRequested
+
+Outcome = Literal["ok", "retry", "permanent"]
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    outcome: Outcome
+    provider_id: str = ""
+    error: str = ""
+    retry_after: float | None = None
+
+    @classmethod
+    def ok(cls, provider_id: str = "") -> DeliveryResult:
+        return cls("ok", provider_id=provider_id)
+
+
+def classify_status(status: int) -> Outcome:
+    """2xx ok; 408, 425, 429 and 5xx are worth retrying; any other answer will not change by itself."""
+    if 200 <= status < 300:
+        return "ok"
+    if status in (408, 425, 429) or status >= 500:
+        return "retry"
+    return "permanent"
+
+
+async def result_of(resp: aiohttp.ClientResponse, provider_id: str = "") -> DeliveryResult:
+    outcome = classify_status(resp.status)
+    if outcome == "ok":
+        return DeliveryResult.ok(provider_id)
+    text = (await resp.text(errors="replace"))[:300]
+    retry_after = None
+    if resp.headers.get("Retry-After", "").isdigit():
+        retry_after = float(resp.headers["Retry-After"])
+    return DeliveryResult(outcome, error=f"HTTP {resp.status}: {text}", retry_after=retry_after)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one notification goes: the command's public fields plus the secrets the notifier holds."""
+
+    fields: dict[str, str]
+    provider: dict[str, str]
+
+    def get(self, key: str, default: str = "") -> str:
+        return self.fields.get(key) or self.provider.get(key) or default
+
+
+class Channel:
+    kind: ClassVar[str]
+    supports_ack_buttons: ClassVar[bool] = False
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def send(self, message: NotificationRequested, target: Target) -> DeliveryResult:
+        raise NotImplementedError
+
+
+def subject_line(message: NotificationRequested) -> str:
+    prefix = {"page": "", "escalation": "Escalated: ", "reminder": "Reminder: ", "resolved": "Resolved: ",
+              "acknowledged": "Acknowledged: ", "test": "Test: ", "notice": ""}[message.message_kind]
+    number = f"#{message.incident_number} " if message.incident_number else ""
+    return f"{prefix}{number}[{message.severity.upper()}] {message.title}"
+
+
+def text_body(message: NotificationRequested, limit: int = 4000) -> str:
+    """Subject line, details, and the incident link, which is always kept whole."""
+    link = f"\n{message.link}" if message.link else ""
+    body = f"{subject_line(message)}\n{message.body}".rstrip()
+    room = limit - len(link)
+    if len(body) > room:
+        body = body[: max(0, room - 1)] + "…"
+    return body + link

@@ -1,0 +1,43 @@
+"""ntfy: JSON publish to the server root, with priority, tags, a click link and action buttons."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from tocsin.events.notify import NotificationRequested
+from tocsin.notifier.channels.base import Channel, DeliveryResult, Target, result_of, subject_line
+
+PRIORITY = {"critical": 5, "error": 4, "warning": 3, "info": 2}
+TAGS = {"critical": "rotating_light", "error": "warning", "warning": "warning", "info": "information_source"}
+
+
+class NtfyChannel(Channel):
+    kind: ClassVar[str] = "ntfy"
+    supports_ack_buttons: ClassVar[bool] = True
+
+    async def send(self, message: NotificationRequested, target: Target) -> DeliveryResult:
+        server = target.get("server", "https://ntfy.sh").rstrip("/")
+        priority = int(target.get("priority", "0") or 0) or PRIORITY.get(message.severity, 4)
+        if message.message_kind == "resolved":
+            priority = 2
+        body: dict[str, object] = {
+            "topic": target.get("topic"),
+            "title": subject_line(message)[:250],
+            "message": (message.body or message.title)[:3500],
+            "priority": priority,
+            "tags": [t for t in [TAGS.get(message.severity, "bell"), *target.get("tags").split(",")] if t],
+        }
+        if message.link:
+            body["click"] = message.link
+            body["actions"] = [{"action": "view", "label": "Open incident", "url": message.link}]
+        headers = {}
+        if target.get("token"):
+            headers["Authorization"] = f"Bearer {target.get('token')}"
+        async with self.session.post(server, json=body, headers=headers, allow_redirects=False) as resp:
+            provider_id = ""
+            if resp.status == 200:
+                try:
+                    provider_id = str((await resp.json(content_type=None)).get("id", ""))
+                except ValueError:
+                    provider_id = ""
+            return await result_of(resp, provider_id)

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    nats_url: str = "nats://127.0.0.1:4222"
+    kinds: tuple[str, ...] = ()          # empty: every kind this notifier can deliver
+    concurrency: int = 64                # notifications in flight per kind
+    send_deadline: float = 20.0          # retries inside one delivery attempt stop after this
+    http_timeout: float = 10.0
+    max_deliveries: int = 20             # then the notification is recorded as failed
+
+    @classmethod
+    def from_env(cls, kinds: str = "") -> Settings:
+        chosen = kinds or os.environ.get("TOCSIN_NOTIFIER_KINDS", "")
+        return cls(
+            nats_url=os.environ.get("TOCSIN_NATS_URL", cls.nats_url),
+            kinds=tuple(k.strip() for k in chosen.split(",") if k.strip()),
+        )

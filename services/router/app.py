@@ -1,0 +1,275 @@
+"""The router decides: route, dedup into an open incident, who to page, and when to escalate."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from opentelemetry import context as otel_context
+
+from tocsin.events import alerts, incidents, notify, timers
+from tocsin.events.base import Event, stable_id, utcnow
+from tocsin.events.bus import Bus, consume, decode_or_drop, extract_context
+from tocsin.events.configbus import ConfigWatcher
+from tocsin.events.incidents import IncidentState
+from tocsin.events.observability import tracer
+from tocsin.events.repository import IncidentRepository
+from tocsin.events.streams import COUNTERS_BUCKET, DEDUP_BUCKET, ROUTER_ALERTS, ROUTER_TIMERS
+from tocsin.router.matching import matches
+from tocsin.router.paging import broadcast_channels, next_position, plan_step, public_fields
+from tocsin.router.settings import Settings
+
+log = logging.getLogger("tocsin.router")
+_tracer = tracer("router")
+
+
+class DedupSlot(msgspec.Struct):
+    incident_id: str
+    number: int
+
+
+class Router:
+    def __init__(self, settings: Settings, bus: Bus, config: ConfigWatcher,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.config = config
+        self.clock = clock
+        self.repo = IncidentRepository(bus)
+        self.decisions = 0
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        self.dedup = await self.bus.kv(DEDUP_BUCKET)
+        self.counters = await self.bus.kv(COUNTERS_BUCKET)
+        alerts_sub = await self.bus.pull(ROUTER_ALERTS)
+        timers_sub = await self.bus.pull(ROUTER_TIMERS)
+        await asyncio.gather(
+            consume(alerts_sub, self._handle_alerts, batch=self.settings.batch, name="router-alerts"),
+            consume(timers_sub, self._handle_timers, batch=self.settings.batch, name="router-timers"),
+        )
+
+    async def _handle_alerts(self, msgs: list[Msg]) -> None:
+        # Alerts of one route are handled in order; different routes in parallel.
+        by_route: dict[str, list[Msg]] = {}
+        for msg in msgs:
+            by_route.setdefault(msg.subject, []).append(msg)
+        await asyncio.gather(*(self._alerts_in_order(group) for group in by_route.values()))
+
+    async def _alerts_in_order(self, msgs: list[Msg]) -> None:
+        for msg in msgs:
+            event = await decode_or_drop(msg, alerts.decoder, "router")
+            if event is None:
+                continue
+            token = otel_context.attach(extract_context(msg))
+            try:
+                with _tracer.start_as_current_span("router.alert", attributes={"tocsin.alert_id": event.id}):
+                    await self.on_alert(event)
+            finally:
+                otel_context.detach(token)
+            await msg.ack()
+
+    async def _handle_timers(self, msgs: list[Msg]) -> None:
+        for msg in msgs:
+            event = await decode_or_drop(msg, timers.decoder, "router")
+            if isinstance(event, timers.TimerFired):
+                token = otel_context.attach(extract_context(msg))
+                try:
+                    with _tracer.start_as_current_span("router.timer"):
+                        await self.on_timer(event)
+                finally:
+                    otel_context.detach(token)
+            await msg.ack()
+
+    # ------------------------------------------------------------------ alerts
+
+    async def on_alert(self, alert: alerts.AlertReceived) -> None:
+        self.decisions += 1
+        directory = self.config.directory
+        route = directory.config.routes.get(alert.route)
+        if route is None or route.team not in directory.config.teams:
+            log.warning("alert %s: route %r is not configured; not paged", alert.id, alert.route)
+            return
+        if route.match and not matches(route.match, alert.labels):
+            log.info("alert %s: labels do not match route %s; not paged", alert.id, alert.route)
+            return
+        key = f"{alert.route}.{hashlib.sha256(alert.dedup_key.encode()).hexdigest()[:40]}"
+        for _ in range(20):
+            slot, revision = await self._slot(key)
+            state: IncidentState | None = None
+            if slot is not None:
+                state, _ = await self.repo.load(slot.incident_id)
+                if state is None:
+                    # Claimed by a try that stopped before opening: open it now, under the claimed number.
+                    await self._open(slot, alert, route.team)
+                    return
+                if state.status != "resolved":
+                    await self._attach(state, alert)
+                    return
+            if alert.status == "resolved":
+                log.info("alert %s: resolved with no open incident for its dedup key", alert.id)
+                return
+            new_slot = DedupSlot(incident_id=stable_id("incident", alert.id), number=0)
+            new_slot.number = await self._next_number()
+            try:
+                if revision is None:
+                    await self.dedup.create(key, msgspec.json.encode(new_slot))
+                else:
+                    await self.dedup.update(key, msgspec.json.encode(new_slot), last=revision)
+            except KeyWrongLastSequenceError:
+                continue  # somebody else opened an incident for this key first: attach to theirs
+            except Exception as exc:
+                if "wrong last sequence" in str(exc).lower() or getattr(exc, "err_code", 0) == 10071:
+                    continue
+                raise
+            await self._open(new_slot, alert, route.team)
+            return
+        raise RuntimeError(f"alert {alert.id}: could not settle the dedup slot {key}")
+
+    async def _slot(self, key: str) -> tuple[DedupSlot | None, int | None]:
+        try:
+            entry = await self.dedup.get(key)
+        except KeyNotFoundError:
+            return None, None
+        if entry.value is None:
+            return None, entry.revision
+        return msgspec.json.decode(entry.value, type=DedupSlot), entry.revision
+
+    async def _next_number(self) -> int:
+        for _ in range(50):
+            try:
+                entry = await self.counters.get("incident_number")
+                number = int(entry.value or b"0") + 1
+                await self.counters.update("incident_number", str(number).encode(), last=entry.revision)
+                return number
+            except KeyNotFoundError:
+                try:
+                    await self.counters.create("incident_number", b"1")
+                    return 1
+                except Exception:
+                    continue
+            except Exception as exc:
+                if "wrong last sequence" in str(exc).lower() or isinstance(exc, KeyWrongLastSequenceError):
+                    continue
+                raise
+        raise RuntimeError("could not allocate an incident number")
+
+    async def _open(self, slot: DedupSlot, alert: alerts.AlertReceived, team: str) -> None:
+        command = incidents.Open(
+            incident_id=slot.incident_id, number=slot.number, route=alert.route, team=team,
+            source=alert.source, dedup_key=alert.dedup_key, title=alert.title, severity=alert.severity,
+            details=alert.details, alert_id=alert.id, labels=alert.labels)
+        state, _ = await self.repo.execute(slot.incident_id, command, at=self.clock,
+                                           event_id=stable_id("opened", slot.incident_id))
+        assert state is not None
+        await self._page(state, 0, 0, message_kind="page", include_broadcast=True)
+
+    async def _attach(self, state: IncidentState, alert: alerts.AlertReceived) -> None:
+        if state.alert_id == alert.id:
+            # This very alert opened the incident and was redelivered: finish its paging (same ids).
+            if (state.step, state.repeat) == (0, 0) and state.status == "triggered":
+                await self._page(state, 0, 0, message_kind="page", include_broadcast=True)
+            return
+        command = incidents.AttachAlert(alert_id=alert.id, dedup_key=alert.dedup_key, status=alert.status,
+                                        title=alert.title)
+        try:
+            new_state, events = await self.repo.execute(state.id, command, at=self.clock,
+                                                        event_id=stable_id("attach", alert.id))
+        except incidents.InvalidTransition:
+            return  # resolved in the meantime; a redelivery will open a new one if it still fires
+        if new_state is not None and any(isinstance(e, incidents.IncidentResolved) for e in events):
+            await self._notify_resolved(new_state)
+
+    # ------------------------------------------------------------------ timers
+
+    async def on_timer(self, fired: timers.TimerFired) -> None:
+        self.decisions += 1
+        state, _ = await self.repo.load(fired.incident_id, fresh=True)
+        if state is None or state.status == "resolved":
+            return
+        directory = self.config.directory
+        if state.team not in directory.config.teams:
+            return
+        if fired.kind == "contact":
+            if state.status == "triggered" and bytes(fired.payload) != b"null":
+                note = msgspec.json.decode(fired.payload, type=notify.NotificationRequested)
+                await self.bus.publish_many([(notify.subject(note.channel_kind), note)])
+            return
+        nxt = next_position(directory, state.team, fired.step, fired.repeat)
+        if nxt is None and fired.by != "system":
+            nxt = (0, fired.repeat + 1)  # a person asked to escalate past the end: start another round
+        if nxt is None:
+            return
+        if (state.step, state.repeat) == nxt:
+            # Escalated by an earlier try of this timer that stopped before paging: page again (same ids).
+            await self._page(state, *nxt, message_kind="escalation", include_broadcast=False)
+            return
+        command = incidents.Escalate(from_step=fired.step, from_repeat=fired.repeat, to_step=nxt[0],
+                                     to_repeat=nxt[1], by=fired.by)
+        try:
+            new_state, events = await self.repo.execute(state.id, command, at=self.clock,
+                                                        event_id=stable_id("escalated", fired.timer_id))
+        except incidents.InvalidTransition:
+            return
+        if events and new_state is not None:
+            await self._page(new_state, *nxt, message_kind="escalation", include_broadcast=False)
+
+    # ------------------------------------------------------------------ paging
+
+    def _link(self, state: IncidentState) -> str:
+        return f"{self.settings.public_url}/incidents/{state.id}"
+
+    async def _page(self, state: IncidentState, step: int, repeat: int, *, message_kind: notify.MessageKind,
+                    include_broadcast: bool) -> None:
+        directory = self.config.directory
+        page = plan_step(directory, state, step, repeat, now=self.clock(), link=self._link(state),
+                         message_kind=message_kind, include_broadcast=include_broadcast)
+        record = incidents.RecordPage(step=step, repeat=repeat, users=page.users, channels=page.channels,
+                                      notification_ids=[n.id for n in page.notifications])
+        await self.repo.execute(state.id, record, at=self.clock,
+                                event_id=stable_id("paged", state.id, str(step), str(repeat)))
+        out: list[tuple[str, Event]] = [(notify.subject(n.channel_kind), n) for n in page.notifications]
+        out += [(timers.requested_subject(state.id), t) for t in page.timers]
+        if out:
+            await self.bus.publish_many(out)
+
+    async def _notify_resolved(self, state: IncidentState) -> None:
+        """Tell the shared channels that were told of the incident that it is over."""
+        directory = self.config.directory
+        out: list[tuple[str, Event]] = []
+        for name in broadcast_channels(directory, state):
+            found = directory.channel(name)
+            if found is None:
+                continue
+            kind, dest = found
+            out.append((notify.subject(kind), notify.NotificationRequested(
+                id=stable_id("notify", state.id, "resolved", name), aggregate_id=state.id, at=self.clock(),
+                channel_kind=kind, channel=name, destination=public_fields(dest),
+                message_kind="resolved", incident_number=state.number, title=state.title,
+                severity=state.severity, link=self._link(state), status="resolved")))
+        if out:
+            await self.bus.publish_many(out)
+
+
+async def run(settings: Settings, bus: Bus | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+    """The router as its own process (or task): connect, follow the config, consume until cancelled."""
+    own_bus = bus is None
+    bus = bus or await Bus.connect(settings.nats_url, "tocsin-router")
+    watcher = ConfigWatcher(bus)
+    try:
+        await bus.ensure_streams()
+        await watcher.start()
+        await Router(settings, bus, watcher, clock).run()
+    finally:
+        await watcher.stop()
+        if own_bus:
+            with contextlib.suppress(Exception):
+                await bus.close()
