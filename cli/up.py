@@ -9,6 +9,8 @@ import logging
 import os
 import signal
 from dataclasses import replace
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -19,6 +21,7 @@ from tocsin.api.app import create_app as create_api
 from tocsin.api.settings import Settings as ApiSettings
 from tocsin.embedded import EmbeddedNats, EmbeddedPostgres
 from tocsin.events import pg
+from tocsin.events.base import utcnow
 from tocsin.events.bus import Bus
 from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.web import parse_listen
@@ -62,8 +65,9 @@ class Stack:
     """All five services on one bus connection and one pool; one HTTP listener for intake and API."""
 
     def __init__(self, nats_url: str, database_url: str, *, http: str, config_file: str = "",
-                 public_url: str = "") -> None:
+                 public_url: str = "", clock: Callable[[], datetime] = utcnow) -> None:
         self.nats_url, self.database_url, self.http = nats_url, database_url, http
+        self.clock = clock
         host, port = parse_listen(http, 8080)
         self.host, self.port = host, port
         public = public_url or os.environ.get("TOCSIN_PUBLIC_URL") or f"http://{host}:{port}"
@@ -99,8 +103,9 @@ class Stack:
         site = web.TCPSite(self.runner, self.host, self.port)
         await site.start()
         self.tasks = [
-            asyncio.create_task(router.run(self.router_settings, self.bus), name="router"),
-            asyncio.create_task(scheduler.run(self.scheduler_settings, self.bus, self.pool), name="scheduler"),
+            asyncio.create_task(router.run(self.router_settings, self.bus, self.clock), name="router"),
+            asyncio.create_task(scheduler.run(self.scheduler_settings, self.bus, self.pool, self.clock),
+                                name="scheduler"),
             asyncio.create_task(notifier.run(self.notifier_settings, self.bus), name="notifier"),
         ]
 

@@ -1,0 +1,241 @@
+"""The path of one page through every service, in one process, against real NATS and Postgres."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from harness import FakeProvider, StackHandle, eventually
+
+ROUTE_TOKEN = "route-token-example-0001"
+
+
+def config(ntfy: FakeProvider, hook: FakeProvider | None = None, wait: str = "5m") -> str:
+    channels = f"""
+channels:
+  ops-hook: {{type: webhook, url: "{hook.url}/hook", secret: "s3cret-hook"}}
+""" if hook else ""
+    return f"""
+timezone: Europe/Berlin
+security: {{allow_private_networks: true}}
+providers:
+  ntfy: {{server: "{ntfy.url}"}}
+users:
+  alice:
+    contacts: {{push: {{type: ntfy, topic: alice-pages}}}}
+  bob:
+    contacts: {{push: {{type: ntfy, topic: bob-pages}}}}
+{channels}
+teams:
+  infra:
+    members: [alice, bob]
+    {"channels: [ops-hook]" if hook else ""}
+    rotations:
+      primary: {{members: [alice, bob], shift: 1w, start: "2026-01-05T09:00"}}
+    overrides:
+      - {{rotation: primary, user: alice, start: "2020-01-01T00:00", end: "2040-01-01T00:00"}}
+    escalation:
+      steps:
+        - {{notify: ["rotation:primary"], wait: {wait}}}
+        - {{notify: ["user:bob"], wait: {wait}}}
+routes:
+  prod:
+    source: alertmanager
+    team: infra
+    token: {ROUTE_TOKEN}
+"""
+
+
+def topics(provider: FakeProvider) -> list[str]:
+    return [r.json()["topic"] for r in provider.requests]
+
+
+async def open_incident(stack: StackHandle, fixtures_dir: Path, ntfy: FakeProvider) -> dict:
+    body = (fixtures_dir / "alertmanager" / "group-firing-2.json").read_bytes()
+    status, answer = await stack.post_alert("alertmanager", body, ROUTE_TOKEN)
+    assert status == 202, answer
+    assert answer["accepted"] == 2
+    await ntfy.wait_for(2)
+    items = await eventually(lambda: _items(stack, 2))
+    return items
+
+
+async def _items(stack: StackHandle, n: int) -> list[dict] | None:
+    items = await stack.incidents()
+    return items if len(items) >= n else None
+
+
+async def test_alert_pages_the_on_call_person(stack, ntfy, fixtures_dir):
+    await stack.start(config(ntfy))
+    items = await open_incident(stack, fixtures_dir, ntfy)
+    assert topics(ntfy) == ["alice-pages", "alice-pages"]
+    page = ntfy.requests[0].json()
+    assert page["priority"] == 5
+    assert "Disk /var is 9" in page["title"]
+    assert page["click"].startswith(stack.url + "/incidents/")
+    assert {i["title"] for i in items} == {"Disk /var is 95% full", "Disk /var is 97% full"}
+    assert sorted(i["number"] for i in items) == [1, 2]
+    detail = await eventually(lambda: _delivered(stack, items[0]["id"]))
+    assert detail["deliveries"][0]["status"] == "delivered"
+    assert detail["deliveries"][0]["target"] == "alice"
+    assert [e["type"] for e in detail["timeline"]][:2] == ["incident.opened", "incident.paged"]
+
+
+async def _delivered(stack: StackHandle, incident_id: str) -> dict | None:
+    detail = await stack.incident(incident_id)
+    return detail if detail["deliveries"] and detail["deliveries"][0]["status"] == "delivered" else None
+
+
+async def test_repeated_alert_attaches_instead_of_paging_again(stack, ntfy, fixtures_dir):
+    await stack.start(config(ntfy))
+    await open_incident(stack, fixtures_dir, ntfy)
+    body = (fixtures_dir / "alertmanager" / "group-firing-2.json").read_bytes()
+    assert (await stack.post_alert("alertmanager", body, ROUTE_TOKEN))[0] == 202
+    items = await eventually(lambda: _counted(stack))
+    assert len(items) == 2
+    assert len(ntfy.requests) == 2
+
+
+async def _counted(stack: StackHandle) -> list[dict] | None:
+    items = await stack.incidents()
+    return items if all(i["alert_count"] == 2 for i in items) else None
+
+
+async def test_unacknowledged_incident_escalates_after_its_wait(stack, ntfy, clock, fixtures_dir):
+    await stack.start(config(ntfy))
+    await open_incident(stack, fixtures_dir, ntfy)
+    clock.advance(timedelta(minutes=4))
+    await eventually(lambda: _timers(stack, "pending", 2))
+    assert len(ntfy.requests) == 2  # not yet: the wait is 5 minutes
+    clock.advance(timedelta(minutes=2))
+    await ntfy.wait_for(4)
+    assert topics(ntfy)[2:] == ["bob-pages", "bob-pages"]
+    assert "Escalated" in ntfy.requests[2].json()["title"]
+
+
+async def _timers(stack: StackHandle, state: str, n: int) -> bool:
+    count = await stack.pool.fetchval("SELECT count(*) FROM scheduler_timers WHERE state = $1", state)
+    return bool(count == n)
+
+
+async def test_acknowledged_incident_does_not_escalate(stack, ntfy, clock, fixtures_dir):
+    await stack.start(config(ntfy))
+    items = await open_incident(stack, fixtures_dir, ntfy)
+    for item in items:
+        status, body = await stack.api("POST", f"/api/v1/incidents/{item['id']}/acknowledge", user="alice")
+        assert status == 200, body
+        assert body["status"] == "acknowledged" and body["acknowledged_by"] == "alice"
+    await eventually(lambda: _timers(stack, "cancelled", 2))
+    clock.advance(timedelta(minutes=30))
+    await eventually(lambda: _timers(stack, "cancelled", 2))
+    await _settle()
+    assert len(ntfy.requests) == 2
+
+
+async def _settle() -> None:
+    import asyncio
+    await asyncio.sleep(0.6)  # three scheduler ticks: anything due would have been fired by now
+
+
+async def test_resolved_alert_resolves_the_incident(stack, ntfy, clock, fixtures_dir):
+    await stack.start(config(ntfy))
+    await open_incident(stack, fixtures_dir, ntfy)
+    resolved = (fixtures_dir / "alertmanager" / "group-all-resolved.json").read_bytes()
+    assert (await stack.post_alert("alertmanager", resolved, ROUTE_TOKEN))[0] == 202
+    items = await eventually(lambda: _all_status(stack, "resolved"))
+    assert all(i["resolved_by"] == "system" for i in items)
+    clock.advance(timedelta(hours=1))
+    await _settle()
+    assert len(ntfy.requests) == 2  # no escalation after the resolve
+
+
+async def _all_status(stack: StackHandle, status: str) -> list[dict] | None:
+    items = await stack.incidents()
+    return items if items and all(i["status"] == status for i in items) else None
+
+
+async def test_new_alert_after_resolve_opens_a_new_incident(stack, ntfy, fixtures_dir):
+    await stack.start(config(ntfy))
+    await open_incident(stack, fixtures_dir, ntfy)
+    resolved = (fixtures_dir / "alertmanager" / "group-all-resolved.json").read_bytes()
+    await stack.post_alert("alertmanager", resolved, ROUTE_TOKEN)
+    await eventually(lambda: _all_status(stack, "resolved"))
+    firing = (fixtures_dir / "alertmanager" / "group-firing-2.json").read_bytes()
+    await stack.post_alert("alertmanager", firing, ROUTE_TOKEN)
+    await ntfy.wait_for(4)
+    items = await eventually(lambda: _items(stack, 4))
+    assert sorted(i["number"] for i in items) == [1, 2, 3, 4]
+
+
+async def test_team_channel_gets_a_signed_webhook(stack, ntfy, webhook, fixtures_dir):
+    import hashlib
+    import hmac
+    await stack.start(config(ntfy, webhook))
+    await open_incident(stack, fixtures_dir, ntfy)
+    requests = await webhook.wait_for(2)
+    for r in requests:
+        ts = r.headers["X-Tocsin-Timestamp"]
+        expected = "sha256=" + hmac.new(b"s3cret-hook", ts.encode() + b"." + r.body, hashlib.sha256).hexdigest()
+        assert r.headers["X-Tocsin-Signature"] == expected
+        assert json.loads(r.body)["kind"] == "page"
+
+
+async def test_human_actions_and_conflicts(stack, ntfy, fixtures_dir):
+    await stack.start(config(ntfy))
+    items = await open_incident(stack, fixtures_dir, ntfy)
+    iid = items[0]["id"]
+    status, body = await stack.api("POST", f"/api/v1/incidents/{iid}/notes", json={"note": "looking"})
+    assert status == 200, body
+    status, body = await stack.api("POST", f"/api/v1/incidents/{iid}/resolve", json={"note": "fixed"})
+    assert status == 200 and body["status"] == "resolved" and body["resolved_by"] == "alice"
+    for action in ("acknowledge", "resolve", "escalate"):
+        status, body = await stack.api("POST", f"/api/v1/incidents/{iid}/{action}")
+        assert status == 409, (action, body)
+        assert body["error"]["code"] == "conflict"
+    status, body = await stack.api("POST", f"/api/v1/incidents/{iid}/notes", json={"note": ""})
+    assert status == 422
+    status, body = await stack.api("POST", "/api/v1/incidents/nope/acknowledge")
+    assert status == 404
+    detail = await eventually(lambda: _timeline_has(stack, iid, "incident.resolved"))
+    notes = [e["note"] for e in detail["timeline"] if e["type"] == "incident.note_added"]
+    assert notes == ["looking", "fixed"]
+
+
+async def _timeline_has(stack: StackHandle, iid: str, kind: str) -> dict | None:
+    detail = await stack.incident(iid)
+    return detail if any(e["type"] == kind for e in detail["timeline"]) else None
+
+
+async def test_escalate_now_pages_the_next_step(stack, ntfy, fixtures_dir):
+    await stack.start(config(ntfy))
+    items = await open_incident(stack, fixtures_dir, ntfy)
+    status, body = await stack.api("POST", f"/api/v1/incidents/{items[0]['id']}/escalate")
+    assert status == 200, body
+    await ntfy.wait_for(3)
+    assert topics(ntfy)[2] == "bob-pages"
+
+
+async def test_oncall_names_the_override(stack, ntfy):
+    await stack.start(config(ntfy))
+    status, body = await stack.api("GET", "/api/v1/oncall")
+    assert status == 200
+    rotation = body["teams"][0]["rotations"][0]
+    assert rotation["rotation"] == "primary" and rotation["user"] == "alice" and rotation["override"] is True
+
+
+async def test_api_requires_a_valid_token(stack, ntfy):
+    await stack.start(config(ntfy))
+    assert stack.session
+    async with stack.session.get(f"{stack.url}/api/v1/incidents") as resp:
+        assert resp.status == 401
+        assert (await resp.json())["error"]["code"] == "unauthorized"
+    async with stack.session.get(f"{stack.url}/api/v1/incidents",
+                                 headers={"Authorization": "Bearer tcs_nope"}) as resp:
+        assert resp.status == 401
+    status, body = await stack.api("GET", "/api/v1/incidents?limit=0")
+    assert status == 422
+    status, body = await stack.api("GET", "/api/v1/incidents?cursor=@@@")
+    assert status == 422
+    async with stack.session.get(f"{stack.url}/readyz") as resp:
+        assert resp.status == 200 and (await resp.json())["postgres"] == "ok"
