@@ -128,6 +128,21 @@ class EmbeddedNats:
 # ---------------------------------------------------------------------------- Postgres
 
 
+def _reachable_by(path: Path, uid: int, gid: int) -> bool:
+    """Whether every parent of `path` lets that user through (the server runs as `postgres`, not root)."""
+    for parent in path.parents:
+        st = parent.stat()
+        if st.st_uid == uid:
+            ok = st.st_mode & 0o100
+        elif st.st_gid == gid:
+            ok = st.st_mode & 0o010
+        else:
+            ok = st.st_mode & 0o001
+        if not ok:
+            return False
+    return True
+
+
 def postgres_bindir() -> Path | None:
     for pattern in ("/usr/lib/postgresql/*/bin",):
         dirs = sorted(glob.glob(pattern), key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit()
@@ -176,12 +191,19 @@ class EmbeddedPostgres:
         run_dir.mkdir(exist_ok=True)
         self._own(run_dir)
         log = self.root / "postgres.log"
+        if self.uid is not None and not _reachable_by(self.root, self.uid, self.gid or 0):
+            raise RuntimeError(
+                f"the postgres system user cannot reach {self.root} (a parent folder is private to root); "
+                "choose a --data-dir outside private folders (for example /var/lib/tocsin), or set "
+                "TOCSIN_DATABASE_URL to a running server")
         if not (self.data / "PG_VERSION").exists():
-            subprocess.run(
+            done = subprocess.run(
                 [str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                  "-E", "UTF8", "--no-instructions"],
-                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 preexec_fn=_die_with_parent(self.uid, self.gid), cwd=str(self.root))
+            if done.returncode != 0:
+                raise RuntimeError(f"initdb failed: {done.stderr.decode(errors='replace').strip()}")
         log.touch()
         self._own(log)
         args = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),

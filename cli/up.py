@@ -112,9 +112,8 @@ class Stack:
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=10)
         if self.runner is not None:
             await self.runner.cleanup()
         await self.pool.close()

@@ -59,8 +59,12 @@ class Bus:
         return cls(nc)
 
     async def close(self) -> None:
+        # Not drain(): every consumer acks explicitly, so whatever is in flight is simply redelivered,
+        # and draining waits on pull subscriptions that are parked in a fetch.
         with contextlib.suppress(Exception):
-            await self.nc.drain()
+            await asyncio.wait_for(self.nc.flush(timeout=2), 3)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.nc.close(), 5)
 
     @property
     def connected(self) -> bool:
