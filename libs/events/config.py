@@ -208,23 +208,53 @@ def parse_config(text: str | bytes, env: dict[str, str] | None = None) -> Config
         raise ConfigError([("", "the top level must be a mapping")])
     errors: list[tuple[str, str]] = []
     doc = substitute_env(_yaml_scalars_to_str(doc), dict(os.environ) if env is None else env, "", errors)
+    errors.extend(_shape_errors(doc))
+    if errors:
+        raise ConfigError(errors)
     try:
         config = msgspec.convert(doc, Config, str_keys=True)
     except msgspec.ValidationError as exc:
-        raise ConfigError([*errors, _msgspec_error(exc)]) from None
+        raise ConfigError([_msgspec_error(exc)]) from None
     errors.extend(validate(config))
     if errors:
         raise ConfigError(errors)
     return config
 
 
-def _msgspec_error(exc: msgspec.ValidationError) -> tuple[str, str]:
+def _msgspec_error(exc: msgspec.ValidationError, prefix: str = "") -> tuple[str, str]:
     text = str(exc)
     m = re.search(r" - at `\$(.*)`$", text)
     if not m:
-        return ("", text)
-    path = m.group(1).lstrip(".").replace("']['", ".").replace("['", ".").replace("']", "").lstrip(".")
-    return (path, text[: m.start()])
+        return (prefix, text)
+    path = m.group(1).replace("[...]", "")
+    return ((prefix + path) if path.startswith("[") else ".".join(p for p in (prefix, path.lstrip(".")) if p),
+            text[: m.start()])
+
+
+_ENTRY_TYPES: dict[str, type] = {"users": User, "teams": Team, "routes": Route}
+
+
+def _shape_errors(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """Type errors entry by entry, so each is reported with the name of the user, team or route it is in
+    (msgspec alone stops at the first and cannot name a mapping key)."""
+    errors: list[tuple[str, str]] = []
+    known = set(Config.__struct_fields__)
+    for key in doc:
+        if key not in known:
+            errors.append((key, f"unknown key (one of {', '.join(sorted(known))})"))
+    for name, kind in _ENTRY_TYPES.items():
+        entries = doc.get(name)
+        if entries is None:
+            continue
+        if not isinstance(entries, dict):
+            errors.append((name, "must be a mapping of names"))
+            continue
+        for entry_name, entry in entries.items():
+            try:
+                msgspec.convert(entry, kind, str_keys=True)
+            except msgspec.ValidationError as exc:
+                errors.append(_msgspec_error(exc, f"{name}.{entry_name}"))
+    return errors
 
 
 # ------------------------------------------------------------------ validation
