@@ -65,9 +65,11 @@ class Stack:
     """All five services on one bus connection and one pool; one HTTP listener for intake and API."""
 
     def __init__(self, nats_url: str, database_url: str, *, http: str, config_file: str = "",
-                 public_url: str = "", clock: Callable[[], datetime] = utcnow) -> None:
+                 public_url: str = "", clock: Callable[[], datetime] = utcnow,
+                 services: tuple[str, ...] = ("router", "scheduler", "notifier")) -> None:
         self.nats_url, self.database_url, self.http = nats_url, database_url, http
         self.clock = clock
+        self.services = services   # the consumers to run here; intake and API always are
         host, port = parse_listen(http, 8080)
         self.host, self.port = host, port
         public = public_url or os.environ.get("TOCSIN_PUBLIC_URL") or f"http://{host}:{port}"
@@ -102,12 +104,12 @@ class Stack:
         await self.runner.setup()   # applies the config file before the other services start
         site = web.TCPSite(self.runner, self.host, self.port)
         await site.start()
-        self.tasks = [
-            asyncio.create_task(router.run(self.router_settings, self.bus, self.clock), name="router"),
-            asyncio.create_task(scheduler.run(self.scheduler_settings, self.bus, self.pool, self.clock),
-                                name="scheduler"),
-            asyncio.create_task(notifier.run(self.notifier_settings, self.bus), name="notifier"),
-        ]
+        runs = {
+            "router": lambda: router.run(self.router_settings, self.bus, self.clock),
+            "scheduler": lambda: scheduler.run(self.scheduler_settings, self.bus, self.pool, self.clock),
+            "notifier": lambda: notifier.run(self.notifier_settings, self.bus),
+        }
+        self.tasks = [asyncio.create_task(runs[name](), name=name) for name in self.services]
 
     async def stop(self) -> None:
         for task in self.tasks:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Awaitable, Callable
@@ -146,12 +150,13 @@ class StackHandle:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self, config_yaml: str) -> StackHandle:
+    async def start(self, config_yaml: str,
+                    services: tuple[str, ...] = ("router", "scheduler", "notifier")) -> StackHandle:
         path = self.tmp / "tocsin.yaml"
         path.write_text(textwrap.dedent(config_yaml))
         self.port = free_port()
         self.stack = Stack(self.nats_url, self.database_url, http=f"127.0.0.1:{self.port}",
-                           config_file=str(path), clock=self.clock)
+                           config_file=str(path), clock=self.clock, services=services)
         await self.stack.start()
         self.session = aiohttp.ClientSession()
         return self
@@ -203,3 +208,31 @@ class StackHandle:
         status, body = await self.api("GET", f"/api/v1/incidents/{incident_id}")
         assert status == 200, body
         return body  # type: ignore[no-any-return]
+
+
+class ServiceProcess:
+    """One Tocsin service as its own OS process (`python -m tocsin <service>`), to kill for real."""
+
+    def __init__(self, service: str, nats_url: str, database_url: str, log: Path, *args: str) -> None:
+        self.argv = [sys.executable, "-m", "tocsin", service, *args]
+        self.env = {**os.environ, "TOCSIN_NATS_URL": nats_url, "TOCSIN_DATABASE_URL": database_url}
+        self.log_path = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=out)
+        return self
+
+    def kill(self) -> None:
+        assert self.proc
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()

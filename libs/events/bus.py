@@ -143,11 +143,11 @@ class Bus:
     async def pull(self, consumer: ConsumerDef) -> JetStreamContext.PullSubscription:
         """Create the durable consumer if needed (idempotent) and bind a pull subscription to it."""
         try:
+            # Creates the consumer, or updates the settings that may change (ack wait, limits) in place.
             await self.js.add_consumer(consumer.stream, consumer.config())
-        except BadRequestError:
-            # Settings changed between versions: the filter and the position are kept, the rest updated.
-            await self.js.delete_consumer(consumer.stream, consumer.durable)
-            await self.js.add_consumer(consumer.stream, consumer.config())
+        except BadRequestError as exc:
+            # Never delete and recreate: that would lose the consumer's position and replay the stream.
+            log.error("consumer %s keeps its existing settings: %s", consumer.durable, exc)
         return await self.js.pull_subscribe_bind(consumer.durable, consumer.stream)
 
 

@@ -149,6 +149,10 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     silences: list[dict[str, Any]] = []
     prune: bool = False
 
+    def __repr__(self) -> str:
+        # Never the secrets: a config that reaches a log line or a traceback shows them masked.
+        return f"Config({redacted(self)!r})"
+
 
 class ConfigApplied(Event, frozen=True, kw_only=True, tag="config.applied"):
     revision: int

@@ -92,16 +92,18 @@ class ConsumerDef:
         )
 
 
-ROUTER_ALERTS = ConsumerDef("ALERTS", "router-alerts", "alerts.>")
-ROUTER_TIMERS = ConsumerDef("TIMERS", "router-timers", "timers.fired.>")
+# The router decides in milliseconds; a short ack wait means a router killed mid-batch is replaced fast.
+ROUTER_ALERTS = ConsumerDef("ALERTS", "router-alerts", "alerts.>", ack_wait=timedelta(seconds=10))
+ROUTER_TIMERS = ConsumerDef("TIMERS", "router-timers", "timers.fired.>", ack_wait=timedelta(seconds=10))
 SCHEDULER_REQUESTS = ConsumerDef("TIMERS", "scheduler-requests", "timers.requested.>")
 SCHEDULER_INCIDENTS = ConsumerDef("INCIDENTS", "scheduler-incidents", "incidents.>")
 
 
 def notifier_consumer(kind: str) -> ConsumerDef:
-    # Sending can take a while (a slow provider, retries inside the deadline); the worker also
-    # marks progress, so a healthy send is never handed to a second replica.
-    return ConsumerDef("NOTIFY", f"notifier-{kind}", f"notify.{kind}", ack_wait=timedelta(seconds=60),
+    # A send can take longer than the ack wait (a slow provider, retries inside the deadline): the worker
+    # marks progress every few seconds, so a healthy send is never handed to a second replica, while a
+    # dead worker's page moves to another one within the ack wait.
+    return ConsumerDef("NOTIFY", f"notifier-{kind}", f"notify.{kind}", ack_wait=timedelta(seconds=15),
                        max_deliver=20, max_ack_pending=256)
 
 

@@ -77,18 +77,31 @@ class Notifier:
         return REGISTRY[kind](self._sessions[allow])
 
     async def _handle_batch(self, msgs: list[Msg]) -> None:
-        await asyncio.gather(*(self._handle(msg) for msg in msgs))
+        # Each message stands alone: one that fails is handed back alone, never its whole batch.
+        await asyncio.gather(*(self._handle_alone(msg) for msg in msgs))
+
+    async def _handle_alone(self, msg: Msg) -> None:
+        try:
+            await self._handle(msg)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("notification on %s failed; it will be redelivered", msg.subject)
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=5)
 
     async def _handle(self, msg: Msg) -> None:
         message = await decode_or_drop(msg, notify.decoder, "notifier")
         if message is None:
             return
         token = otel_context.attach(extract_context(msg))
+        heartbeat = asyncio.create_task(_keep_in_progress(msg))
         try:
             with _tracer.start_as_current_span("notifier.deliver", attributes={
                     "tocsin.notification_id": message.id, "tocsin.channel_kind": message.channel_kind}):
                 await self.deliver(message, msg)
         finally:
+            heartbeat.cancel()
             otel_context.detach(token)
 
     async def deliver(self, message: NotificationRequested, msg: Msg | None = None) -> None:
@@ -134,8 +147,6 @@ class Notifier:
         async def once() -> DeliveryResult:
             nonlocal tries
             tries += 1
-            if msg is not None and tries > 1:
-                await msg.in_progress()
             try:
                 url = target.get("url") or target.get("server")
                 if url:
@@ -148,6 +159,10 @@ class Notifier:
                 if isinstance(cause, PrivateAddressRefused):
                     return DeliveryResult("permanent", error=str(cause))
                 return DeliveryResult("retry", error=f"{type(exc).__name__}: {exc}"[:300])
+            except Exception as exc:
+                # A channel bug or a value the provider cannot take: record it, never loop on it.
+                log.exception("channel %s failed on notification %s", message.channel_kind, message.id)
+                return DeliveryResult("permanent", error=f"{type(exc).__name__}: {exc}"[:300])
 
         retrying = AsyncRetrying(
             stop=stop_after_delay(self.settings.send_deadline),
@@ -155,6 +170,9 @@ class Notifier:
             retry=retry_if_result(lambda r: r.outcome == "retry"),
             retry_error_callback=lambda state: state.outcome.result())  # type: ignore[union-attr]
         result: DeliveryResult = await retrying(once)
+        if result.error:
+            result = DeliveryResult(result.outcome, result.provider_id, target.scrub(result.error),
+                                    result.retry_after)
         return result, tries
 
     async def _record(self, message: NotificationRequested, entry: Entry) -> None:
@@ -171,6 +189,14 @@ class Notifier:
 
     async def _publish(self, items: list[tuple[str, Event]]) -> None:
         await self.bus.publish_many(items)
+
+
+async def _keep_in_progress(msg: Msg, every: float = 5.0) -> None:
+    """Tell JetStream this worker is still on the message, for as long as the send takes."""
+    while True:
+        await asyncio.sleep(every)
+        with contextlib.suppress(Exception):
+            await msg.in_progress()
 
 
 async def run(settings: Settings, bus: Bus | None = None) -> None:

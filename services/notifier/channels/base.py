@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 
 import aiohttp
 
+from tocsin.events.config import SECRET_FIELDS
 from tocsin.events.notify import NotificationRequested
 
 Outcome = Literal["ok", "retry", "permanent"]
@@ -53,6 +54,20 @@ class Target:
 
     def get(self, key: str, default: str = "") -> str:
         return self.fields.get(key) or self.provider.get(key) or default
+
+    def secrets(self) -> list[str]:
+        return [v for d in (self.fields, self.provider) for k, v in d.items() if k in SECRET_FIELDS and v]
+
+    def scrub(self, text: str) -> str:
+        """The text with every secret of this target masked (a provider may echo a request back)."""
+        for secret in self.secrets():
+            text = text.replace(secret, "********")
+        return text
+
+    def __repr__(self) -> str:
+        def mask(d: dict[str, str]) -> dict[str, str]:
+            return {k: "********" if k in SECRET_FIELDS and v else v for k, v in d.items()}
+        return f"Target(fields={mask(self.fields)!r}, provider={mask(self.provider)!r})"
 
 
 class Channel:

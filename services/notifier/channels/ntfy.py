@@ -8,7 +8,16 @@ from tocsin.events.notify import NotificationRequested
 from tocsin.notifier.channels.base import Channel, DeliveryResult, Target, result_of, subject_line
 
 PRIORITY = {"critical": 5, "error": 4, "warning": 3, "info": 2}
+# ntfy accepts 1-5 or these names (https://docs.ntfy.sh/publish/#message-priority).
+PRIORITY_NAMES = {"min": 1, "low": 2, "default": 3, "high": 4, "max": 5, "urgent": 5}
 TAGS = {"critical": "rotating_light", "error": "warning", "warning": "warning", "info": "information_source"}
+
+
+def _priority(value: str) -> int:
+    value = value.strip().lower()
+    if value.isdigit() and 1 <= int(value) <= 5:
+        return int(value)
+    return PRIORITY_NAMES.get(value, 0)
 
 
 class NtfyChannel(Channel):
@@ -17,7 +26,7 @@ class NtfyChannel(Channel):
 
     async def send(self, message: NotificationRequested, target: Target) -> DeliveryResult:
         server = target.get("server", "https://ntfy.sh").rstrip("/")
-        priority = int(target.get("priority", "0") or 0) or PRIORITY.get(message.severity, 4)
+        priority = _priority(target.get("priority")) or PRIORITY.get(message.severity, 4)
         if message.message_kind == "resolved":
             priority = 2
         body: dict[str, object] = {
