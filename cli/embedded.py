@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import hashlib
 import glob
 import os
 import pwd
@@ -184,18 +185,38 @@ class EmbeddedPostgres:
         if self.uid is not None:
             os.chown(path, self.uid, self.gid or 0)
 
+    def _relocate(self) -> None:
+        """As root under a folder private to root (say /root/tocsin), the `postgres` user cannot reach the
+        cluster. Keep it under /var/lib/tocsin instead, linked from the data dir, rather than loosen the
+        permissions of the user's folders."""
+        link = self.root
+        digest = hashlib.sha256(str(link).encode()).hexdigest()[:12]
+        target = Path(os.environ.get("TOCSIN_PG_FALLBACK_DIR", "/var/lib/tocsin")) / f"postgres-{digest}"
+        target.mkdir(parents=True, exist_ok=True)
+        for folder in (target.parent, target):
+            folder.chmod(0o755)
+        if link.is_symlink() or not link.exists():
+            if link.is_symlink() and link.resolve() != target:
+                link.unlink()
+            if not link.is_symlink():
+                link.symlink_to(target, target_is_directory=True)
+        else:
+            raise RuntimeError(
+                f"the postgres system user cannot reach {link} (a parent folder is private to root); "
+                "choose a --data-dir it can reach, or set TOCSIN_DATABASE_URL to a running server")
+        self.root = target
+        self._own(self.root)
+
     def start(self) -> EmbeddedPostgres:
+        if self.uid is not None and not _reachable_by(self.root, self.uid, self.gid or 0):
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+            self._relocate()
         self.root.mkdir(parents=True, exist_ok=True)
         self._own(self.root)
         run_dir = self.root / "run"
         run_dir.mkdir(exist_ok=True)
         self._own(run_dir)
         log = self.root / "postgres.log"
-        if self.uid is not None and not _reachable_by(self.root, self.uid, self.gid or 0):
-            raise RuntimeError(
-                f"the postgres system user cannot reach {self.root} (a parent folder is private to root); "
-                "choose a --data-dir outside private folders (for example /var/lib/tocsin), or set "
-                "TOCSIN_DATABASE_URL to a running server")
         if not (self.data / "PG_VERSION").exists():
             done = subprocess.run(
                 [str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
