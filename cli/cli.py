@@ -73,6 +73,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_errors(headline: str, exc: Exception) -> int:
+    print(headline, file=sys.stderr)
+    for path, message in getattr(exc, "errors", []):
+        print(f"  {path or '(top)'}: {message}", file=sys.stderr)
+    return 1
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     from tocsin.events.config import ConfigError, parse_config, warnings
     try:
@@ -83,10 +90,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     try:
         config = parse_config(data)
     except ConfigError as exc:
-        print(f"{args.file}: {len(exc.errors)} error(s); nothing was applied", file=sys.stderr)
-        for path, message in exc.errors:
-            print(f"  {path or '(top)'}: {message}", file=sys.stderr)
-        return 1
+        return _config_errors(f"{args.file}: {len(exc.errors)} error(s); nothing was applied", exc)
     for path, message in warnings(config):
         print(f"  warning: {path}: {message}", file=sys.stderr)
     if not getattr(args, "quiet", False):
@@ -112,21 +116,21 @@ async def _with_services(data_dir: Path, work):  # type: ignore[no-untyped-def]
 
 def cmd_config_apply(args: argparse.Namespace) -> int:
     from tocsin.api import config_store
-    from tocsin.events.config import ConfigError, parse_config
-    rc = cmd_config_check(argparse.Namespace(file=args.file, quiet=True))
-    if rc:
-        return rc
-    config = parse_config(Path(args.file).read_bytes())
+    from tocsin.events.config import ConfigError, read_config
+    try:
+        config = read_config(Path(args.file).read_bytes())
+    except OSError as exc:
+        print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return USAGE_ERROR
+    except ConfigError as exc:
+        return _config_errors(f"{args.file}: {len(exc.errors)} error(s); nothing was applied", exc)
 
     async def work(bus, pool):  # type: ignore[no-untyped-def]
         return await config_store.apply(pool, bus, config, by=f"cli:{os.environ.get('USER', '')}")
     try:
         result = asyncio.run(_with_services(Path(args.data_dir), work))
     except ConfigError as exc:
-        print("the merged config has errors; nothing was applied", file=sys.stderr)
-        for path, message in exc.errors:
-            print(f"  {path}: {message}", file=sys.stderr)
-        return 1
+        return _config_errors("the config, merged with what is applied, has errors; nothing was applied", exc)
     print(f"applied revision {result.revision}" if result.changed else f"unchanged (revision {result.revision})")
     for route, token in result.new_tokens.items():
         print(f"route {route}: new intake token {token}  (shown once; keep it)")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import hashlib
 import glob
+import hashlib
 import os
 import pwd
 import shutil

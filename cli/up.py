@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import logging
 import os
 import signal
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -112,10 +111,17 @@ class Stack:
         self.tasks = [asyncio.create_task(runs[name](), name=name) for name in self.services]
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        if self.tasks:
-            await asyncio.wait(self.tasks, timeout=10)
+        # Cancel again until they are gone: a client library may swallow a cancellation that lands in
+        # the middle of one of its requests (as asyncio.wait_for on 3.11 can).
+        pending = set(self.tasks)
+        for _ in range(40):
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.25)
+        if pending:
+            log.error("services still running at shutdown: %s", ", ".join(t.get_name() for t in pending))
         if self.runner is not None:
             await self.runner.cleanup()
         await self.pool.close()
@@ -130,7 +136,7 @@ class Stack:
 
 def up(config: str, data_dir: Path) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
-    lock = open(data_dir / "lock", "w")  # noqa: SIM115 - held for the life of the process
+    lock = open(data_dir / "lock", "w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from harness import FakeClock, FakeProvider, StackHandle, free_port, purge_nats
+from harness import FakeClock, FakeProvider, StackHandle, purge_nats
 from tocsin.embedded import EmbeddedNats, EmbeddedPostgres
 from tocsin.events.bus import Bus
 from tocsin.up import Stack, migrate_all

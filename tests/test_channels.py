@@ -23,9 +23,10 @@ import msgspec
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from harness import FakeProvider, Received, eventually, free_port
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from harness import FakeProvider, Received, eventually, free_port
 from tocsin.events import deliveries, notify
 from tocsin.events.base import new_id, utcnow
 from tocsin.events.bus import Bus

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from harness import free_port
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +34,7 @@ class Up:
         self.out = data_dir.parent / f"up-{port}.log"
 
     def start(self) -> Up:
-        self.log = open(self.out, "ab")  # noqa: SIM115
+        self.log = open(self.out, "ab")
         self.proc = subprocess.Popen([*TOCSIN, "up", "--config", "examples/tocsin.yaml"], cwd=ROOT,
                                      env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60

@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 from aiohttp import web
+
 from harness import FakeProvider, Received, ServiceProcess, StackHandle, eventually
 
 pytestmark = pytest.mark.e2e

@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
+
 from harness import FakeProvider, StackHandle, eventually, free_port
 
 pytestmark = pytest.mark.e2e
@@ -48,7 +49,7 @@ receivers:
         binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
         if binary is None:
             pytest.fail("prometheus-alertmanager is not installed (make test installs it)")
-        self.log = open(self.tmp / "alertmanager.log", "wb")  # noqa: SIM115
+        self.log = open(self.tmp / "alertmanager.log", "wb")
         self.proc = subprocess.Popen(
             [binary, f"--config.file={self.config}", f"--storage.path={self.tmp / 'am-data'}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],

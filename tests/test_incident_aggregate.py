@@ -128,7 +128,7 @@ async def test_a_stale_append_is_rejected(bus):
     # The repository reloads and decides again on the new state.
     with pytest.raises(InvalidTransition, match="acknowledged"):
         await repo.execute("i1", Acknowledge(by="alice"), at=lambda: T0)
-    state, events = await repo.execute("i1", Resolve(by="alice"), at=lambda: T0)
+    state, _events = await repo.execute("i1", Resolve(by="alice"), at=lambda: T0)
     assert state.status == "resolved" and state.acknowledged_by == "bob" and state.version == 3
 
 
@@ -141,3 +141,19 @@ async def test_concurrent_writers_never_interleave(bus):
     state, _ = await IncidentRepository(bus).load("i2")
     assert state.version == 9
     assert sorted(r[0].version for r in results) == list(range(2, 10))
+
+
+async def test_a_retried_decision_finishes_what_a_crash_cut_short(bus):
+    """The router stored AlertAttached, then died before the automatic IncidentResolved: its retry (same ids)
+    must still write the resolve."""
+    repo = IncidentRepository(bus)
+    await repo.execute("i3", msgspec.structs.replace(OPEN, incident_id="i3"), at=lambda: T0, event_id="open-i3")
+    state, seq = await repo.load("i3")
+    attach = AttachAlert(alert_id="a9", dedup_key="fp1", status="resolved")
+    first, _second = incidents.decide(state, attach, Envelope(event_id="attach-a9", at=T0))
+    await bus.publish(incidents.subject("i3"), first, expected_last_subject_seq=seq)   # ...and the crash
+    state, events = await IncidentRepository(bus).execute("i3", attach, at=lambda: T0, event_id="attach-a9")
+    assert state.status == "resolved"
+    assert [type(e) for e in events] == [IncidentResolved]
+    state, _ = await IncidentRepository(bus).load("i3")
+    assert state.version == 3 and state.alert_count == 2

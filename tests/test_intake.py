@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from harness import StackHandle, eventually
 
+from harness import StackHandle, eventually
 from tocsin.embedded import EmbeddedNats
 from tocsin.events.streams import ALERTS
 

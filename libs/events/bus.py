@@ -62,9 +62,11 @@ class Bus:
         # Not drain(): every consumer acks explicitly, so whatever is in flight is simply redelivered,
         # and draining waits on pull subscriptions that are parked in a fetch.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.nc.flush(timeout=2), 3)
+            async with asyncio.timeout(3):
+                await self.nc.flush(timeout=2)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.nc.close(), 5)
+            async with asyncio.timeout(5):
+                await self.nc.close()
 
     @property
     def connected(self) -> bool:
@@ -117,7 +119,8 @@ class Bus:
         futures = [await self.js.publish_async(subject, _encoder.encode(event),
                                                headers=self.headers(event.id))
                    for subject, event in items]
-        return list(await asyncio.wait_for(asyncio.gather(*futures), timeout))
+        async with asyncio.timeout(timeout):
+            return list(await asyncio.gather(*futures))
 
     async def read_subject(self, stream: str, subject: str) -> list[tuple[int, bytes]]:
         """Every message on one subject, oldest first, as (stream sequence, data)."""
@@ -161,11 +164,13 @@ async def consume(sub: JetStreamContext.PullSubscription, handle: BatchHandler, 
     while True:
         try:
             msgs = await sub.fetch(batch, timeout=idle_timeout)
-        except (TimeoutError, asyncio.TimeoutError, nats.errors.TimeoutError):
+        except (TimeoutError, nats.errors.TimeoutError):
+            _raise_if_cancelling()
             continue
         except nats.errors.ConnectionClosedError:
             return
         except Exception as exc:  # connection trouble: keep trying, the bus reconnects by itself
+            _raise_if_cancelling()
             log.warning("%s: fetch failed: %s", name, exc)
             await asyncio.sleep(0.5)
             continue
@@ -178,6 +183,13 @@ async def consume(sub: JetStreamContext.PullSubscription, handle: BatchHandler, 
             for msg in msgs:
                 with contextlib.suppress(Exception):
                     await msg.nak(delay=1)
+
+
+def _raise_if_cancelling() -> None:
+    # nats-py's fetch can turn a cancellation into a timeout; do not let the loop swallow it.
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def extract_context(msg: Msg) -> Any:

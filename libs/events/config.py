@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -199,8 +200,26 @@ def _yaml_scalars_to_str(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class ConfigFile:
+    """A file read and type-checked, but not yet checked against what it refers to: a file applied on top
+    of the current config may name users or teams that only the current config has."""
+
+    config: Config
+    keys: frozenset[str]     # the top-level keys the file sets
+
+
 def parse_config(text: str | bytes, env: dict[str, str] | None = None) -> Config:
-    """Parse and validate a whole file; raise ConfigError with every problem found."""
+    """Parse and validate a whole, self-contained file; raise ConfigError with every problem found."""
+    config = read_config(text, env).config
+    errors = validate(config)
+    if errors:
+        raise ConfigError(errors)
+    return config
+
+
+def read_config(text: str | bytes, env: dict[str, str] | None = None) -> ConfigFile:
+    """Parse a file and check its shape and types; raise ConfigError with every problem found."""
     raw_bytes = text.encode() if isinstance(text, str) else text
     if len(raw_bytes) > MAX_CONFIG_BYTES:
         raise ConfigError([("", f"config is larger than {MAX_CONFIG_BYTES} bytes")])
@@ -219,10 +238,7 @@ def parse_config(text: str | bytes, env: dict[str, str] | None = None) -> Config
         config = msgspec.convert(doc, Config, str_keys=True)
     except msgspec.ValidationError as exc:
         raise ConfigError([_msgspec_error(exc)]) from None
-    errors.extend(validate(config))
-    if errors:
-        raise ConfigError(errors)
-    return config
+    return ConfigFile(config=config, keys=frozenset(doc))
 
 
 def _msgspec_error(exc: msgspec.ValidationError, prefix: str = "") -> tuple[str, str]:
@@ -329,7 +345,7 @@ def parse_matcher(value: str) -> tuple[str, str]:
     return "=", value
 
 
-def validate(config: Config) -> list[tuple[str, str]]:  # noqa: C901 - one linear pass over the file
+def validate(config: Config) -> list[tuple[str, str]]:
     errors: list[tuple[str, str]] = []
     _check_zone(config.timezone, "timezone", errors)
     users, channels, teams = config.users, config.channels, config.teams
@@ -414,7 +430,8 @@ def validate(config: Config) -> list[tuple[str, str]]:  # noqa: C901 - one linea
             for j, target in enumerate(step.notify):
                 kind, _, ref = target.partition(":")
                 tpath = f"{spath}.notify[{j}]"
-                known = {"rotation": team.rotations, "user": users, "channel": channels, "team": teams}
+                known: dict[str, dict[str, Any]] = {
+                    "rotation": team.rotations, "user": users, "channel": channels, "team": teams}
                 if kind not in known:
                     errors.append((tpath, f"target {target!r} must be rotation:, user:, channel: or team:"))
                 elif ref not in known[kind]:

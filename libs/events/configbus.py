@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from nats.js.api import DeliverPolicy
 
@@ -24,7 +25,7 @@ class ConfigWatcher:
         self.directory = Directory.build(Config())
         self.loaded = asyncio.Event()
         self._on_change = on_change
-        self._sub = None
+        self._sub: Any = None
 
     async def start(self) -> None:
         last = await self.bus.last_on_subject(CONFIG.name, CONFIG_SUBJECT)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tocsin.events.config import Config, Route, hash_token
+from tocsin.events.config import Config, Route, Rule, hash_token
 from tocsin.events.durations import parse_duration
 from tocsin.events.schedule import Override, Rotation
 
@@ -72,14 +72,14 @@ class Directory:
         u = self.config.users.get(user)
         if u is None:
             return []
-        rules = u.rules or [_Rule(contact=c) for c in u.contacts]
+        rules: list[Rule] = u.rules or [Rule(contact=c) for c in u.contacts]
         plan = []
         for rule in rules:
             contact = u.contacts.get(rule.contact)
             if contact is None:
                 continue
             kind = str(contact["type"])
-            dest = {k: str(v) for k, v in contact.items() if k != "type"}
+            dest = {k: _text(v) for k, v in contact.items() if k != "type"}
             if kind == "email":
                 dest.setdefault("to", u.email)
             if kind in ("sms", "voice"):
@@ -93,12 +93,6 @@ class Directory:
         if ch is None:
             return None
         return str(ch["type"]), {k: _text(v) for k, v in ch.items() if k != "type"}
-
-
-@dataclass(frozen=True)
-class _Rule:
-    contact: str
-    after: str = "0s"
 
 
 def _text(value: object) -> str:

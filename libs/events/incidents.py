@@ -7,7 +7,7 @@ last event it has seen (`Nats-Expected-Last-Subject-Sequence`), so two writers c
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, assert_never
+from typing import Any, Literal, assert_never
 
 import msgspec
 
@@ -65,6 +65,7 @@ class TargetsPaged(Event, frozen=True, kw_only=True, tag="incident.paged"):
     users: list[str] = []
     channels: list[str] = []
     notification_ids: list[str] = []
+    undeliverable: list[str] = []   # "<target>: why", for contacts this version cannot deliver to
 
 
 class IncidentResolved(Event, frozen=True, kw_only=True, tag="incident.resolved"):
@@ -211,6 +212,7 @@ class RecordPage(msgspec.Struct, frozen=True, kw_only=True):
     users: list[str]
     channels: list[str]
     notification_ids: list[str]
+    undeliverable: list[str] = []
 
 
 class AddNote(msgspec.Struct, frozen=True, kw_only=True):
@@ -235,7 +237,7 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
 
 def decide(state: IncidentState | None, command: Command, env: Envelope) -> list[IncidentEvent]:
     version = (state.version if state else 0) + 1
-    common = {"id": env.event_id, "at": env.at, "version": version, "traceparent": env.traceparent}
+    common: dict[str, Any] = {"id": env.event_id, "at": env.at, "version": version, "traceparent": env.traceparent}
     match command:
         case Open():
             if state is not None:
@@ -250,6 +252,12 @@ def decide(state: IncidentState | None, command: Command, env: Envelope) -> list
         case AttachAlert():
             if state.status == "resolved":
                 raise InvalidTransition("incident is resolved; a new alert opens a new incident")
+            resolve_id = env.event_id + "-resolve"
+            if command.status == "resolved" and not state.firing_alerts:
+                # Every alert already resolved but the incident not: a try that stored the attach and
+                # stopped before the resolve. Finish it (same id as that try would have used).
+                return [IncidentResolved(aggregate_id=state.id, by="system", via="alert",
+                                         reason="all alerts resolved", **{**common, "id": resolve_id})]
             events: list[IncidentEvent] = [AlertAttached(
                 aggregate_id=state.id, alert_id=command.alert_id, dedup_key=command.dedup_key,
                 status=command.status, title=command.title, **common)]
@@ -258,7 +266,7 @@ def decide(state: IncidentState | None, command: Command, env: Envelope) -> list
             if not firing:
                 events.append(IncidentResolved(
                     aggregate_id=state.id, by="system", via="alert", reason="all alerts resolved",
-                    **{**common, "id": env.event_id + "-resolve", "version": version + 1}))
+                    **{**common, "id": resolve_id, "version": version + 1}))
             return events
         case Acknowledge():
             if state.status != "triggered":
@@ -281,7 +289,8 @@ def decide(state: IncidentState | None, command: Command, env: Envelope) -> list
         case RecordPage():
             return [TargetsPaged(aggregate_id=state.id, step=command.step, repeat=command.repeat,
                                  users=command.users, channels=command.channels,
-                                 notification_ids=command.notification_ids, **common)]
+                                 notification_ids=command.notification_ids,
+                                 undeliverable=command.undeliverable, **common)]
         case AddNote():
             note = command.note.strip()
             if not note:

@@ -57,11 +57,12 @@ def setup_tracing(service: str) -> None:
         return
     provider = TracerProvider(resource=Resource.create({"service.name": f"tocsin-{service}"}))
     try:
+        import os
+
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
             OTLPSpanExporter,
         )
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
-        import os
         if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     except ImportError:

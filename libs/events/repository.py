@@ -53,10 +53,13 @@ class IncidentRepository:
                     ack = await self.bus.publish(incidents.subject(incident_id), event,
                                                  expected_last_subject_seq=seq)
                     if ack.duplicate:
-                        # An earlier try (before a crash) stored this very event: that work is done.
+                        # An earlier try (before a crash) stored this very event. Carry on with the rest
+                        # of the decision (an attach's automatic resolve, say) unless others wrote since.
                         self._cache.pop(incident_id, None)
-                        state, _ = await self.load(incident_id, fresh=True)
-                        return state, []
+                        state, seq = await self.load(incident_id, fresh=True)
+                        if state is None or state.version != event.version:
+                            return state, []
+                        continue
                     state = incidents.evolve(state, event)
                     seq = ack.seq
             except ConcurrencyConflict:

@@ -63,12 +63,15 @@ def parse_listen(value: str, default_port: int) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+JSON_TYPES = frozenset({"application/json", "text/plain", "application/octet-stream", ""})
+
+
 async def read_json_body(request: web.Request, limit: int, *, any_type: bool = False) -> bytes:
     """The body, refusing more than `limit` bytes without reading them all (413), and non-JSON types (415)
     unless `any_type` (small action bodies that `curl -d` sends as a form)."""
     ctype = request.content_type
-    if not any_type and request.body_exists and ctype not in ("application/json", "text/plain", "application/octet-stream",
-                                             "") and not ctype.endswith("+json"):
+    readable = ctype in JSON_TYPES or ctype.endswith("+json")
+    if not any_type and request.body_exists and not readable:
         raise ApiError(415, f"unsupported content type {ctype!r}; send application/json")
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, f"body is larger than {limit} bytes")

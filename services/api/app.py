@@ -18,7 +18,7 @@ from tocsin.api.projector import Projector
 from tocsin.api.settings import Settings
 from tocsin.events import pg
 from tocsin.events.bus import Bus
-from tocsin.events.config import parse_config
+from tocsin.events.config import read_config
 from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.web import ApiError, error_middleware
 
@@ -34,7 +34,8 @@ async def readyz(request: web.Request) -> web.Response:
     checks = {"nats": "ok" if ctx._bus is not None and ctx._bus.connected else "down", "postgres": "down"}
     if ctx._pool is not None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(ctx._pool.fetchval("SELECT 1"), 2)
+            async with asyncio.timeout(2):
+                await ctx._pool.fetchval("SELECT 1")
             checks["postgres"] = "ok"
     if any(v != "ok" for v in checks.values()):
         raise ApiError(503, "not ready", details=checks)
@@ -56,7 +57,7 @@ async def get_alert(request: web.Request) -> web.Response:
 
 
 async def apply_config_file(ctx: Context, path: str) -> None:
-    config = parse_config(Path(path).read_bytes())
+    config = read_config(await asyncio.to_thread(Path(path).read_bytes))
     result = await config_store.apply(ctx.pool, ctx.bus, config, by=f"file:{path}")
     for route, token in result.new_tokens.items():
         print(f"route {route}: new intake token {token} (shown once)", flush=True)

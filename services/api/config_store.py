@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -16,6 +17,7 @@ from tocsin.events.config import (
     CONFIG_SUBJECT,
     Config,
     ConfigApplied,
+    ConfigFile,
     ConfigError,
     hash_token,
     validate,
@@ -38,15 +40,20 @@ async def current(conn: asyncpg.Connection) -> tuple[int, Config]:
     return row["revision"], msgspec.json.decode(row["document"], type=Config)
 
 
-def merge(old: Config, new: Config) -> Config:
-    """What the file names replaces what was there; with `prune: true` the file is the whole config."""
-    if new.prune:
-        return msgspec.structs.replace(new, prune=False)
-    merged = msgspec.structs.replace(new, prune=False)
-    for name in COLLECTIONS:
-        combined = {**getattr(old, name), **getattr(new, name)}
-        merged = msgspec.structs.replace(merged, **{name: combined})
-    return merged
+def merge(old: Config, new: ConfigFile) -> Config:
+    """What the file names replaces what was there, object by object; what it leaves out stays as it was.
+    With `prune: true` the file is the whole config."""
+    if new.config.prune:
+        return msgspec.structs.replace(new.config, prune=False)
+    changes: dict[str, Any] = {"prune": False}
+    for name in Config.__struct_fields__:
+        if name == "prune":
+            continue
+        if name in COLLECTIONS:
+            changes[name] = {**getattr(old, name), **getattr(new.config, name)}
+        elif name not in new.keys:
+            changes[name] = getattr(old, name)
+    return msgspec.structs.replace(new.config, **changes)
 
 
 def _with_token_hashes(config: Config, old: Config) -> tuple[Config, dict[str, str]]:
@@ -67,7 +74,7 @@ def _with_token_hashes(config: Config, old: Config) -> tuple[Config, dict[str, s
     return msgspec.structs.replace(config, routes=routes), new_tokens
 
 
-async def apply(pool: asyncpg.Pool, bus: Bus, config: Config, *, by: str = "") -> ApplyResult:
+async def apply(pool: asyncpg.Pool, bus: Bus, config: ConfigFile, *, by: str = "") -> ApplyResult:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(727002)")
         revision, old = await current(conn)

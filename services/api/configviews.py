@@ -8,7 +8,7 @@ from aiohttp import web
 
 from tocsin.api import config_store
 from tocsin.api.context import Context
-from tocsin.events.config import MAX_CONFIG_BYTES, ConfigError, parse_config, redacted, warnings
+from tocsin.events.config import MAX_CONFIG_BYTES, ConfigError, read_config, redacted, warnings
 from tocsin.events.web import ApiError, read_json_body
 
 
@@ -19,17 +19,17 @@ async def put_config(request: web.Request) -> web.Response:
     if request.content_type not in ("application/yaml", "application/x-yaml", "text/yaml", "application/json",
                                      "text/plain", ""):
         raise ApiError(415, "send the config as application/yaml or application/json")
-    raw = await read_json_body(request, MAX_CONFIG_BYTES)
+    raw = await read_json_body(request, MAX_CONFIG_BYTES, any_type=True)
     try:
         # Substitution of ${NAME} happens on the machine that holds the file, never from the server's env.
-        config = parse_config(raw, env={})
+        config = read_config(raw, env={})
         result = await config_store.apply(ctx.pool, ctx.bus, config, by=caller.user)
     except ConfigError as exc:
         raise ApiError(422, "the config has errors; nothing was applied",
                        details=[{"path": p, "message": m} for p, m in exc.errors]) from None
     return web.json_response({
         "revision": result.revision, "changed": result.changed, "new_route_tokens": result.new_tokens,
-        "warnings": [{"path": p, "message": m} for p, m in warnings(config)]})
+        "warnings": [{"path": p, "message": m} for p, m in warnings(config.config)]})
 
 
 async def get_config(request: web.Request) -> web.Response:

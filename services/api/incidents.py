@@ -11,11 +11,11 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from tocsin.api.context import Context
 from tocsin.events import incidents, timers
 from tocsin.events.base import new_id, utcnow
 from tocsin.events.incidents import IncidentState, InvalidTransition
 from tocsin.events.web import ApiError, read_json_body
-from tocsin.api.context import Context
 
 LIST_FIELDS = ("id", "number", "status", "title", "severity", "team", "route", "source", "created_at",
                "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by", "alert_count")
@@ -59,7 +59,8 @@ async def list_incidents(request: web.Request) -> web.Response:
         raise ApiError(422, "limit must be a number", details={"path": "limit"}) from None
     if not 1 <= limit <= 500:
         raise ApiError(422, "limit must be between 1 and 500", details={"path": "limit"})
-    where, args = [], []
+    where: list[str] = []
+    args: list[Any] = []
     if status:
         args.append(status)
         where.append(f"status = ${len(args)}")
@@ -157,7 +158,10 @@ async def act(request: web.Request) -> web.Response:
     elif action == "notes":
         command = incidents.AddNote(by=caller.user, note=note)
     elif action == "escalate":
-        return web.json_response(view_state(await _escalate(request, caller.user)))
+        state = await _escalate(request, caller.user)
+        if note:
+            state = await _execute(request, incidents.AddNote(by=caller.user, note=note))
+        return web.json_response(view_state(state))
     else:
         raise ApiError(404, f"unknown action {action!r}")
     state = await _execute(request, command)

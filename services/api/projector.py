@@ -7,6 +7,7 @@ after the commit: a redelivered message below that position is skipped, so every
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 
@@ -55,7 +56,7 @@ class Projector:
     async def run(self) -> None:
         subs = [(name, await self.bus.pull(projector_consumer(name))) for name in STREAMS]
         await asyncio.gather(*(
-            consume(sub, lambda msgs, n=name: self.apply_batch(n, msgs), batch=500, name=f"projector-{name}")
+            consume(sub, functools.partial(self.apply_batch, name), batch=500, name=f"projector-{name}")
             for name, sub in subs))
 
     async def apply_batch(self, stream: str, msgs: list[Msg]) -> None:

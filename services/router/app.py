@@ -17,6 +17,7 @@ from opentelemetry import context as otel_context
 from tocsin.events import alerts, incidents, notify, timers
 from tocsin.events.base import Event, stable_id, utcnow
 from tocsin.events.bus import Bus, consume, decode_or_drop, extract_context
+from tocsin.events.config import DELIVERABLE_KINDS
 from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.incidents import IncidentState
 from tocsin.events.observability import tracer
@@ -233,7 +234,10 @@ class Router:
         page = plan_step(directory, state, step, repeat, now=self.clock(), link=self._link(state),
                          message_kind=message_kind, include_broadcast=include_broadcast)
         record = incidents.RecordPage(step=step, repeat=repeat, users=page.users, channels=page.channels,
-                                      notification_ids=[n.id for n in page.notifications])
+                                      notification_ids=[n.id for n in page.notifications],
+                                      undeliverable=page.undeliverable)
+        if page.undeliverable:
+            log.warning("incident %s: cannot deliver to %s", state.id, "; ".join(page.undeliverable))
         await self.repo.execute(state.id, record, at=self.clock,
                                 event_id=stable_id("paged", state.id, str(step), str(repeat)))
         out: list[tuple[str, Event]] = [(notify.subject(n.channel_kind), n) for n in page.notifications]
@@ -250,6 +254,8 @@ class Router:
             if found is None:
                 continue
             kind, dest = found
+            if kind not in DELIVERABLE_KINDS:
+                continue
             out.append((notify.subject(kind), notify.NotificationRequested(
                 id=stable_id("notify", state.id, "resolved", name), aggregate_id=state.id, at=self.clock(),
                 channel_kind=kind, channel=name, destination=public_fields(dest),

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
 from tocsin.events.base import stable_id
-from tocsin.events.config import SECRET_FIELDS
+from tocsin.events.config import DELIVERABLE_KINDS, SECRET_FIELDS
 from tocsin.events.directory import Directory
 from tocsin.events.durations import parse_duration
 from tocsin.events.incidents import IncidentState
@@ -28,6 +29,7 @@ class Page:
     channels: list[str] = field(default_factory=list)
     notifications: list[NotificationRequested] = field(default_factory=list)
     timers: list[TimerRequested] = field(default_factory=list)
+    undeliverable: list[str] = field(default_factory=list)
 
 
 def next_position(directory: Directory, team: str, step: int, repeat: int) -> tuple[int, int] | None:
@@ -80,12 +82,15 @@ def plan_step(directory: Directory, state: IncidentState, step: int, repeat: int
     if include_broadcast:
         channels = list(dict.fromkeys([*broadcast_channels(directory, state), *channels]))
     page.users, page.channels = users, channels
-    common = {"aggregate_id": state.id, "at": now, "message_kind": message_kind,
+    common: dict[str, Any] = {"aggregate_id": state.id, "at": now, "message_kind": message_kind,
               "incident_number": state.number, "title": state.title, "body": state.details,
               "severity": state.severity, "link": link, "status": state.status}
     position = f"{step}.{repeat}"
     for user in users:
         for rule in directory.contact_plan(user):
+            if rule.kind not in DELIVERABLE_KINDS:
+                page.undeliverable.append(f"{user}/{rule.contact}: {rule.kind} delivery is not available")
+                continue
             nid = stable_id("notify", state.id, position, user, rule.contact)
             note = NotificationRequested(id=nid, channel_kind=rule.kind, channel=f"{user}/{rule.contact}",
                                          user=user, destination=public_fields(rule.destination), **common)
@@ -93,7 +98,8 @@ def plan_step(directory: Directory, state: IncidentState, step: int, repeat: int
                 page.notifications.append(note)
             else:
                 page.timers.append(TimerRequested(
-                    id=stable_id("timer", nid), aggregate_id=state.id, at=now, kind="contact",
+                    id=stable_id("timer", nid), aggregate_id=state.id, version=state.version, at=now,
+                    kind="contact",
                     due_at=now + rule.after, incident_id=state.id, step=step, repeat=repeat,
                     payload=msgspec.Raw(msgspec.json.encode(note))))
     for name in channels:
@@ -101,6 +107,9 @@ def plan_step(directory: Directory, state: IncidentState, step: int, repeat: int
         if found is None:
             continue
         kind, dest = found
+        if kind not in DELIVERABLE_KINDS:
+            page.undeliverable.append(f"{name}: {kind} delivery is not available")
+            continue
         nid = stable_id("notify", state.id, position, "channel", name)
         page.notifications.append(NotificationRequested(
             id=nid, channel_kind=kind, channel=name, destination=public_fields(dest), **common))
@@ -109,6 +118,7 @@ def plan_step(directory: Directory, state: IncidentState, step: int, repeat: int
         steps = directory.config.teams[state.team].escalation.steps
         wait = parse_duration(steps[step].wait or DEFAULT_WAIT)
         page.timers.append(TimerRequested(
-            id=stable_id("escalate", state.id, position), aggregate_id=state.id, at=now, kind="escalate",
+            id=stable_id("escalate", state.id, position), aggregate_id=state.id, version=state.version, at=now,
+            kind="escalate",
             due_at=now + wait, incident_id=state.id, step=step, repeat=repeat))
     return page

@@ -22,10 +22,27 @@ from tocsin.scheduler.settings import Settings
 log = logging.getLogger("tocsin.scheduler")
 
 INSERT = """
-INSERT INTO scheduler_timers (id, kind, incident_id, step, repeat, due_at, payload, traceparent)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::timestamptz[],
-                     $7::bytea[], $8::text[])
+INSERT INTO scheduler_timers (id, kind, incident_id, step, repeat, due_at, payload, traceparent, incident_version,
+                              state)
+SELECT t.id, t.kind, t.incident_id, t.step, t.repeat, t.due_at, t.payload, t.traceparent, t.version,
+       CASE WHEN m.version >= t.version THEN 'cancelled' ELSE 'pending' END
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::timestamptz[], $7::bytea[],
+            $8::text[], $9::int[]) AS t(id, kind, incident_id, step, repeat, due_at, payload, traceparent, version)
+LEFT JOIN scheduler_incident_marks m ON m.incident_id = t.incident_id
 ON CONFLICT (id) DO NOTHING
+"""
+
+MARK = """
+INSERT INTO scheduler_incident_marks (incident_id, version)
+SELECT * FROM unnest($1::text[], $2::int[])
+ON CONFLICT (incident_id) DO UPDATE SET version = GREATEST(scheduler_incident_marks.version, EXCLUDED.version)
+"""
+
+CANCEL = """
+UPDATE scheduler_timers t SET state = 'cancelled'
+FROM scheduler_incident_marks m
+WHERE t.state = 'pending' AND t.incident_id = m.incident_id AND t.incident_version <= m.version
+  AND t.incident_id = ANY($1)
 """
 
 
@@ -58,7 +75,7 @@ class Scheduler:
             if isinstance(event, timers.TimerRequested):
                 rows.append((event.id, event.kind, event.incident_id, event.step, event.repeat, event.due_at,
                              bytes(event.payload),
-                             (msg.headers or {}).get("traceparent", event.traceparent)))
+                             (msg.headers or {}).get("traceparent", event.traceparent), event.version))
         if rows:
             async with self.pool.acquire() as conn:
                 await conn.execute(INSERT, *map(list, zip(*rows, strict=True)))
@@ -66,8 +83,10 @@ class Scheduler:
             await msg.ack()
 
     async def _cancel(self, msgs: list[Msg]) -> None:
-        """An acknowledged or resolved incident escalates no further and sends no delayed pages."""
-        done = []
+        """An acknowledged or resolved incident escalates no further and sends no delayed pages: every
+        timer asked for up to that version of the incident is cancelled (a later escalation by a person
+        asks for new timers, at a later version)."""
+        done: dict[str, int] = {}
         for msg in msgs:
             try:
                 event = incidents.decoder.decode(msg.data)
@@ -75,19 +94,19 @@ class Scheduler:
                 log.warning("undecodable incident event at %s", msg.subject)
                 continue
             if isinstance(event, incidents.IncidentAcknowledged | incidents.IncidentResolved):
-                done.append(event.aggregate_id)
+                done[event.aggregate_id] = max(done.get(event.aggregate_id, 0), event.version)
         if done:
-            async with self.pool.acquire() as conn:
-                await conn.execute("UPDATE scheduler_timers SET state = 'cancelled' "
-                                   "WHERE state = 'pending' AND incident_id = ANY($1)", done)
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(MARK, list(done), list(done.values()))
+                await conn.execute(CANCEL, list(done))
         for msg in msgs:
             await msg.ack()
 
     async def tick(self) -> int:
         """One pass of every engine module; returns how many timers fired."""
-        async with self.pool.acquire() as conn:
-            late = await asyncio.wait_for(
-                timers_module.tick(conn, self.bus, self.clock(), self.settings.batch), timeout=30)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races its result.
+        async with self.pool.acquire() as conn, asyncio.timeout(30):
+            late = await timers_module.tick(conn, self.bus, self.clock(), self.settings.batch)
         self.lateness = (self.lateness + late)[-10_000:]
         return len(late)
 
