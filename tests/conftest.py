@@ -24,9 +24,11 @@ from tocsin.embedded import EmbeddedNats, EmbeddedPostgres
 from tocsin.events.bus import Bus
 from tocsin.up import Stack, migrate_all
 
+# Payloads captured from real tools. The project's shared/ folder beside the checkout has the newest;
+# tests/fixtures is a copy of it, so a checkout on its own still runs every test.
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 if not FIXTURES.exists():
-    FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+    FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
