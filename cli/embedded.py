@@ -236,24 +236,61 @@ class EmbeddedPostgres:
             self.proc = subprocess.Popen(args, stdout=out, stderr=out, cwd=str(self.root),
                                          preexec_fn=_die_with_parent(self.uid, self.gid))
         _wait_port(self.port, self.proc, "postgres", log)
-        asyncio.run(self._ensure_database("tocsin"))
+        asyncio.run(_ensure_database(self.url("postgres"), "tocsin"))
         return self
-
-    async def _ensure_database(self, name: str) -> None:
-        import asyncpg
-        for _ in range(100):
-            try:
-                conn = await asyncpg.connect(self.url("postgres"))
-                break
-            except (OSError, asyncpg.CannotConnectNowError):
-                await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError("postgres accepts no connections")
-        try:
-            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-                await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
 
     def stop(self) -> None:
         _stop(self.proc, signal.SIGINT, timeout=30)   # SIGINT is postgres' fast shutdown
+
+
+class PgserverPostgres:
+    """The fallback where no PostgreSQL server binaries exist: the `pgserver` package bundles them. It listens
+    on a Unix socket in the data folder only (and, as root, runs the server as a system user of its own)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.server: object | None = None
+
+    def start(self) -> PgserverPostgres:
+        try:
+            import pgserver  # type: ignore[import-not-found]
+        except ImportError:
+            raise RuntimeError("no PostgreSQL server binaries found and the pgserver package is not installed: "
+                               "apt-get install postgresql, pip install pgserver, or set TOCSIN_DATABASE_URL "
+                               "to a running server") from None
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.server = pgserver.get_server(self.root / "data", cleanup_mode="stop")
+        asyncio.run(_ensure_database(self.url("postgres"), "tocsin"))
+        return self
+
+    def url(self, database: str = "tocsin") -> str:
+        return f"postgresql://postgres@/{database}?host={self.root / 'data'}"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.cleanup()  # type: ignore[attr-defined]
+
+
+def embedded_postgres(root: Path, *, durable: bool = True) -> EmbeddedPostgres | PgserverPostgres:
+    """The machine's PostgreSQL binaries when there are any, else the pgserver package
+    (TOCSIN_EMBEDDED_POSTGRES=pgserver chooses it anyway)."""
+    if os.environ.get("TOCSIN_EMBEDDED_POSTGRES") == "pgserver" or postgres_bindir() is None:
+        return PgserverPostgres(root)
+    return EmbeddedPostgres(root, durable=durable)
+
+
+async def _ensure_database(admin_url: str, name: str) -> None:
+    import asyncpg
+    for _ in range(100):
+        try:
+            conn = await asyncpg.connect(admin_url)
+            break
+        except (OSError, asyncpg.CannotConnectNowError):
+            await asyncio.sleep(0.1)
+    else:
+        raise RuntimeError("postgres accepts no connections")
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()

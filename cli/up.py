@@ -18,7 +18,7 @@ from aiohttp import web
 from tocsin import runtime
 from tocsin.api.app import create_app as create_api
 from tocsin.api.settings import Settings as ApiSettings
-from tocsin.embedded import EmbeddedNats, EmbeddedPostgres
+from tocsin.embedded import EmbeddedNats, embedded_postgres
 from tocsin.events import pg
 from tocsin.events.base import utcnow
 from tocsin.events.bus import Bus
@@ -151,7 +151,7 @@ def up(config: str, data_dir: Path) -> int:
             nats = EmbeddedNats(data_dir / "nats").start()
             nats_url = nats.url
         if not database_url:
-            pg_server = EmbeddedPostgres(data_dir / "postgres").start()
+            pg_server = embedded_postgres(data_dir / "postgres").start()
             database_url = pg_server.url()
         runtime.write(data_dir, runtime.Runtime(nats_url=nats_url, database_url=database_url, http=http,
                                                 pid=os.getpid()))
