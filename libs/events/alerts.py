@@ -30,6 +30,7 @@ class AlertReceived(Event, frozen=True, kw_only=True, tag="alert.received"):
     labels: dict[str, str] = {}
     links: list[Link] = []
     raw: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))  # the sender's own payload
+    acknowledge: bool = False       # the sender reports it acknowledged (PagerDuty, Opsgenie, Zabbix)
 
 
 AlertEvent = AlertReceived

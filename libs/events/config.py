@@ -129,6 +129,8 @@ class Route(msgspec.Struct, forbid_unknown_fields=True):
     secret: str = ""
     rate_limit: int = 0           # alerts per minute, 0 = the default
     max_body_bytes: int = 0
+    fields: dict[str, str] = {}   # webhook source: dotted paths for title, severity, dedup_key, status, details
+    resolved_values: list[str] = []   # webhook source: values of the status field that mean resolved
 
 
 class Security(msgspec.Struct, forbid_unknown_fields=True):

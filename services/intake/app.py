@@ -18,7 +18,7 @@ from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.observability import tracer
 from tocsin.events.web import ApiError, error_middleware, read_json_body
 from tocsin.intake.settings import Settings
-from tocsin.intake.sources import PARSERS, PayloadError
+from tocsin.intake.sources import PARSERS, Incoming, PayloadError, SignatureError
 
 log = logging.getLogger("tocsin.intake")
 _tracer = tracer("intake")
@@ -78,6 +78,7 @@ class Intake:
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/api/v1/intake/{source}", self.receive)
+        app.router.add_post("/api/v1/intake/{source}/{rest:.*}", self.receive)
 
     async def receive(self, request: web.Request) -> web.Response:
         source = request.match_info["source"]
@@ -94,10 +95,14 @@ class Intake:
         body = await read_json_body(request, route.max_body_bytes or self.settings.max_body_bytes)
         with _tracer.start_as_current_span("intake.receive", attributes={
                 "tocsin.source": source, "tocsin.route": route_name}):
+            incoming = Incoming(body=body, route=route, headers=request.headers, query=request.query,
+                                path=request.match_info.get("rest", ""))
             try:
-                parsed = PARSERS[source](body)
+                parsed = PARSERS[source](incoming)
             except PayloadError as exc:
                 raise ApiError(422, str(exc), details={"path": exc.path} if exc.path else None) from None
+            except SignatureError as exc:
+                raise ApiError(401, str(exc), code="bad_signature") from None
             rate = route.rate_limit or self.settings.rate_per_minute
             # A group larger than the whole allowance costs the allowance, so it can ever get through.
             wait = self.limiter.take(route_name, rate, min(len(parsed), rate))
@@ -124,7 +129,7 @@ class Intake:
                 id=alert_id, aggregate_id=alert_id, version=1, at=now, traceparent=traceparent,
                 source=source, route=route, dedup_key=alert.dedup_key, status=alert.status,
                 severity=alert.severity, title=alert.title, details=alert.details, labels=alert.labels,
-                links=alert.links, raw=msgspec.Raw(raw or b"null")))
+                links=alert.links, raw=msgspec.Raw(raw or b"null"), acknowledge=alert.acknowledge))
         return out
 
     async def _publish(self, events: list[alerts.AlertReceived]) -> None:

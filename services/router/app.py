@@ -115,8 +115,9 @@ class Router:
                 if state.status != "resolved":
                     await self._attach(state, alert)
                     return
-            if alert.status == "resolved":
-                log.info("alert %s: resolved with no open incident for its dedup key", alert.id)
+            if alert.status == "resolved" or alert.acknowledge:
+                log.info("alert %s: %s with no open incident for its dedup key", alert.id,
+                         "resolved" if alert.status == "resolved" else "acknowledged")
                 return
             new_slot = DedupSlot(incident_id=stable_id("incident", alert.id), number=0)
             new_slot.number = await self._next_number()
@@ -188,6 +189,11 @@ class Router:
             return  # resolved in the meantime; a redelivery will open a new one if it still fires
         if new_state is not None and any(isinstance(e, incidents.IncidentResolved) for e in events):
             await self._notify_resolved(new_state)
+        elif alert.acknowledge and new_state is not None and new_state.status == "triggered":
+            # The sending tool says someone acknowledged it there (PagerDuty, Opsgenie, Zabbix).
+            with contextlib.suppress(incidents.InvalidTransition):
+                await self.repo.execute(state.id, incidents.Acknowledge(by=f"{alert.source}", via="alert"),
+                                        at=self.clock, event_id=stable_id("acknowledged", alert.id))
 
     # ------------------------------------------------------------------ timers
 

@@ -1,16 +1,22 @@
-"""One module per monitoring tool; each turns the tool's own body into `Normalized` alerts."""
+"""One module per monitoring tool; each turns the tool's own request into `Normalized` alerts.
+
+A parser takes an `Incoming` (body, headers, query, route) and returns the alerts, or raises
+PayloadError (422, with the path of the problem) or SignatureError (401). It never raises anything else
+for any input: property tests feed each one arbitrary JSON.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from tocsin.intake.sources import alertmanager
-from tocsin.intake.sources.base import Normalized, PayloadError
+from tocsin.intake.sources.base import Incoming, Normalized, PayloadError, SignatureError
 
-Parser = Callable[[bytes], list[Normalized]]
+Parser = Callable[[Incoming], list[Normalized]]
 
+# The explicit registry: source name (as in the URL and in a route's `source`) -> parser.
 PARSERS: dict[str, Parser] = {
     "alertmanager": alertmanager.parse,
 }
 
-__all__ = ["PARSERS", "Normalized", "Parser", "PayloadError"]
+__all__ = ["PARSERS", "Incoming", "Normalized", "Parser", "PayloadError", "SignatureError"]

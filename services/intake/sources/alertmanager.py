@@ -7,7 +7,7 @@ from typing import Literal
 import msgspec
 
 from tocsin.events.alerts import Link
-from tocsin.intake.sources.base import Normalized, PayloadError, clip, decode, map_severity
+from tocsin.intake.sources.base import Incoming, Normalized, PayloadError, clip, decode, map_severity
 
 
 class AMAlert(msgspec.Struct):
@@ -33,8 +33,8 @@ class AMGroup(msgspec.Struct):
 _alert_decoder = msgspec.json.Decoder(AMAlert)
 
 
-def parse(body: bytes) -> list[Normalized]:
-    group = decode(body, AMGroup)
+def parse(incoming: Incoming) -> list[Normalized]:
+    group = decode(incoming.body, AMGroup)
     assert isinstance(group, AMGroup)
     if not group.alerts:
         raise PayloadError("the group has no alerts", "alerts")

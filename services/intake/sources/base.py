@@ -1,11 +1,29 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import msgspec
 
 from tocsin.events.alerts import AlertStatus, Link, Severity
+from tocsin.events.config import Route
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """What a parser may look at: the body, the request's headers and query, the route it came in on, and
+    the rest of the path after `/intake/<source>` (Opsgenie puts the alert alias there)."""
+
+    body: bytes
+    route: Route
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    path: str = ""
+
+
+class SignatureError(Exception):
+    """The route has a secret and the request's signature is missing or wrong: 401, nothing accepted."""
 
 
 class PayloadError(Exception):
@@ -26,6 +44,7 @@ class Normalized:
     labels: dict[str, str] = field(default_factory=dict)
     links: list[Link] = field(default_factory=list)
     raw: bytes = b""
+    acknowledge: bool = False     # the sender says someone acknowledged it (PagerDuty, Opsgenie, Zabbix)
 
 
 _SEVERITIES: dict[str, Severity] = {
