@@ -252,3 +252,50 @@ async def test_a_contact_this_version_cannot_deliver_to_is_recorded_not_silently
     assert paged["users"] == ["alice"]
     assert paged["undeliverable"] == ["alice/sms: sms delivery is not available"]
     assert topics(ntfy) == ["alice-pages", "alice-pages"]   # the push contact still pages
+
+
+async def test_sixteen_concurrent_identical_posts_make_one_incident(stack, ntfy):
+    import asyncio
+    await stack.start(config(ntfy))
+    body = json.dumps({"version": "4", "status": "firing", "alerts": [
+        {"status": "firing", "labels": {"alertname": "Same"}, "fingerprint": "same-fp"}]})
+    answers = await asyncio.gather(*(stack.post_alert("alertmanager", body, ROUTE_TOKEN) for _ in range(16)))
+    assert [status for status, _ in answers] == [202] * 16
+    items = await eventually(lambda: _counted_n(stack, 16))
+    assert len(items) == 1 and items[0]["number"] == 1
+    await asyncio.sleep(0.5)
+    assert len(ntfy.requests) == 1
+
+
+async def _counted_n(stack: StackHandle, n: int) -> list[dict] | None:
+    items = await stack.incidents()
+    return items if items and sum(i["alert_count"] for i in items) == n else None
+
+
+async def test_two_routers_racing_on_one_dedup_key_open_one_incident(stack, ntfy):
+    import asyncio
+
+    from tocsin.events.bus import Bus
+    from tocsin.router import app as router
+    from tocsin.router.settings import Settings as RouterSettings
+    await stack.start(config(ntfy), services=("scheduler", "notifier"))
+    buses = [await Bus.connect(stack.nats_url, f"router-{i}") for i in range(2)]
+    settings = RouterSettings(nats_url=stack.nats_url, public_url=stack.url, batch=1)
+    tasks = [asyncio.create_task(router.run(settings, b)) for b in buses]
+    try:
+        # Different routes would be parallel anyway: put the race on one key, from many alerts at once.
+        bodies = [json.dumps({"version": "4", "alerts": [
+            {"status": "firing", "labels": {"alertname": "Race", "n": str(i)}, "fingerprint": "race-fp"}]})
+            for i in range(24)]
+        answers = await asyncio.gather(*(stack.post_alert("alertmanager", b, ROUTE_TOKEN) for b in bodies))
+        assert {status for status, _ in answers} == {202}
+        items = await eventually(lambda: _counted_n(stack, 24), timeout=30)
+        assert len(items) == 1
+        await asyncio.sleep(0.5)
+        assert len(ntfy.requests) == 1
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for b in buses:
+            await b.close()

@@ -12,7 +12,7 @@ import asyncpg
 import msgspec
 from nats.aio.msg import Msg
 
-from tocsin.events import incidents, timers
+from tocsin.events import incidents, pg, timers
 from tocsin.events.base import utcnow
 from tocsin.events.bus import Bus, consume
 from tocsin.events.streams import SCHEDULER_INCIDENTS, SCHEDULER_REQUESTS
@@ -130,6 +130,9 @@ async def run(settings: Settings, bus: Bus | None = None, pool: asyncpg.Pool | N
     pool = pool or await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
     try:
         await bus.ensure_streams()
+        if own_pool:   # run alone: bring its own tables up to date (idempotent, under an advisory lock)
+            async with pool.acquire() as conn:
+                await pg.migrate(conn, "scheduler", "tocsin.scheduler")
         await Scheduler(settings, bus, pool, clock).run()
     finally:
         if own_pool:
