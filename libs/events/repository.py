@@ -14,6 +14,7 @@ from tocsin.events.streams import INCIDENTS
 
 class IncidentRepository:
     def __init__(self, bus: Bus, cache_size: int = 10_000) -> None:
+        # cache_size 0 (the API) reads every time; the router caches, and is corrected by the sequence check.
         self.bus = bus
         self._cache: OrderedDict[str, tuple[IncidentState | None, int]] = OrderedDict()
         self._cache_size = cache_size
@@ -30,6 +31,11 @@ class IncidentRepository:
             last_seq = seq
         self._remember(incident_id, state, last_seq)
         return state, last_seq
+
+    def assume_new(self, incident_id: str) -> None:
+        """The caller knows nothing was ever appended for this id (it just claimed it): skip the read. If it
+        is wrong, the expected-sequence check refuses the append and the next try reads for real."""
+        self._remember(incident_id, None, 0)
 
     def _remember(self, incident_id: str, state: IncidentState | None, seq: int) -> None:
         self._cache[incident_id] = (state, seq)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -54,82 +54,98 @@ class Projector:
         self.positions: dict[str, int] = {}
 
     async def run(self) -> None:
-        subs = [(name, await self.bus.pull(projector_consumer(name))) for name in STREAMS]
-        await asyncio.gather(*(
-            consume(sub, functools.partial(self.apply_batch, name), batch=500, name=f"projector-{name}")
-            for name, sub in subs))
+        # One projector at a time across API replicas: they would share the durable consumers, and the
+        # position check below assumes one writer. The others wait here and take over if it goes away.
+        async with self.pool.acquire() as leader:
+            await leader.execute("SELECT pg_advisory_lock(727003)")
+            try:
+                subs = [(name, await self.bus.pull(projector_consumer(name))) for name in STREAMS]
+                await asyncio.gather(*(
+                    consume(sub, functools.partial(self.apply_batch, name), batch=500, name=f"projector-{name}")
+                    for name, sub in subs))
+            finally:
+                await leader.execute("SELECT pg_advisory_unlock(727003)")
 
     async def apply_batch(self, stream: str, msgs: list[Msg]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "SELECT last_seq FROM api_projection_offsets WHERE stream = $1 FOR UPDATE", stream)
             last = row["last_seq"] if row else 0
-            top = last
-            for msg in msgs:
-                seq = msg.metadata.sequence.stream
-                if seq <= last:
-                    continue
-                await self._apply(conn, stream, seq, msg.data)
-                top = max(top, seq)
-            if top > last:
+            fresh = [(msg.metadata.sequence.stream, msg.data) for msg in msgs
+                     if msg.metadata.sequence.stream > last]
+            if fresh:
+                if stream == INCIDENTS.name:
+                    await self._incidents(conn, fresh)
+                elif stream == ALERTS.name:
+                    await self._alerts(conn, fresh)
+                elif stream == DELIVERIES.name:
+                    await self._deliveries(conn, fresh)
+                top = max(seq for seq, _ in fresh)
                 await conn.execute(
                     "INSERT INTO api_projection_offsets (stream, last_seq) VALUES ($1, $2) "
                     "ON CONFLICT (stream) DO UPDATE SET last_seq = EXCLUDED.last_seq", stream, top)
+                self.positions[stream] = max(self.positions.get(stream, 0), top)
         for msg in msgs:
             await msg.ack()
-        self.positions[stream] = max(self.positions.get(stream, 0), top)
 
-    async def _apply(self, conn: asyncpg.Connection, stream: str, seq: int, data: bytes) -> None:
-        try:
-            if stream == INCIDENTS.name:
-                await self._incident(conn, seq, incidents.decoder.decode(data), data)
-            elif stream == ALERTS.name:
-                await self._alert(conn, alerts.decoder.decode(data), data)
-            elif stream == DELIVERIES.name:
-                await self._delivery(conn, deliveries.decoder.decode(data))
-        except msgspec.DecodeError:
-            # An event this version cannot read: skip it rather than stall every read model behind it.
-            log.error("%s seq %s: undecodable event skipped", stream, seq)
+    def _decoded(self, stream: str, items: list[tuple[int, bytes]], decoder: msgspec.json.Decoder[Any]) -> list[
+            tuple[int, bytes, Any]]:
+        out = []
+        for seq, data in items:
+            try:
+                out.append((seq, data, decoder.decode(data)))
+            except msgspec.DecodeError:
+                # An event this version cannot read: skip it rather than stall every read model behind it.
+                log.error("%s seq %s: undecodable event skipped", stream, seq)
+        return out
 
-    async def _incident(self, conn: asyncpg.Connection, seq: int, event: incidents.IncidentEvent,
-                        data: bytes) -> None:
-        current = await conn.fetchval("SELECT state FROM api_incidents WHERE id = $1", event.aggregate_id)
-        state = _state_decoder.decode(current) if current else None
-        if state is not None and event.version <= state.version:
-            return
-        try:
-            state = incidents.evolve(state, event)
-        except ValueError:
-            log.error("incident %s: %s", event.aggregate_id, "event before its incident was opened")
-            return
-        await conn.execute(
-            UPSERT_INCIDENT, state.id, state.number, state.status, state.title, state.severity, state.team,
-            state.route, state.source, state.dedup_key, state.created_at, state.updated_at,
-            state.acknowledged_at, state.acknowledged_by, state.resolved_at, state.resolved_by,
-            state.alert_count, state.version, msgspec.json.encode(state).decode())
-        await conn.execute(
+    async def _incidents(self, conn: asyncpg.Connection, items: list[tuple[int, bytes]]) -> None:
+        events = self._decoded(INCIDENTS.name, items, incidents.decoder)
+        ids = list({event.aggregate_id for _, _, event in events})
+        rows = await conn.fetch("SELECT id, state FROM api_incidents WHERE id = ANY($1)", ids)
+        states: dict[str, incidents.IncidentState | None] = {r["id"]: _state_decoder.decode(r["state"])
+                                                             for r in rows}
+        changed: set[str] = set()
+        timeline = []
+        for seq, data, event in events:
+            state = states.get(event.aggregate_id)
+            if state is not None and event.version <= state.version:
+                continue
+            try:
+                states[event.aggregate_id] = incidents.evolve(state, event)
+            except ValueError:
+                log.error("incident %s: event before its incident was opened", event.aggregate_id)
+                continue
+            changed.add(event.aggregate_id)
+            timeline.append((event.aggregate_id, seq, event.version, type(event).__struct_config__.tag, event.at,
+                             data.decode()))
+        await conn.executemany(UPSERT_INCIDENT, [
+            (s.id, s.number, s.status, s.title, s.severity, s.team, s.route, s.source, s.dedup_key, s.created_at,
+             s.updated_at, s.acknowledged_at, s.acknowledged_by, s.resolved_at, s.resolved_by, s.alert_count,
+             s.version, msgspec.json.encode(s).decode())
+            for s in (states[i] for i in changed) if s is not None])
+        await conn.executemany(
             "INSERT INTO api_incident_events (incident_id, seq, version, type, at, body) "
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            event.aggregate_id, seq, event.version, type(event).__struct_config__.tag, event.at, data.decode())
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING", timeline)
 
-    async def _alert(self, conn: asyncpg.Connection, event: alerts.AlertReceived, data: bytes) -> None:
-        await conn.execute(
+    async def _alerts(self, conn: asyncpg.Connection, items: list[tuple[int, bytes]]) -> None:
+        await conn.executemany(
             "INSERT INTO api_alerts (id, source, route, dedup_key, status, severity, title, received_at, body) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-            event.aggregate_id, event.source, event.route, event.dedup_key, event.status, event.severity,
-            event.title, event.at, data.decode())
+            [(e.aggregate_id, e.source, e.route, e.dedup_key, e.status, e.severity, e.title, e.at, data.decode())
+             for _, data, e in self._decoded(ALERTS.name, items, alerts.decoder)])
 
-    async def _delivery(self, conn: asyncpg.Connection, event: deliveries.DeliveryEvent) -> None:
-        match event:
-            case deliveries.Delivered():
-                status, attempts, provider_id, error = "delivered", event.attempts, event.provider_id, ""
-            case deliveries.DeliveryFailed():
-                status, attempts, provider_id, error = "failed", event.attempts, "", event.error
-            case deliveries.DeliveryAttempted():
-                status, attempts, provider_id, error = "retrying", event.attempt, "", event.error
-        await conn.execute(UPSERT_DELIVERY, event.notification_id, event.aggregate_id, event.channel_kind,
-                           event.channel, event.user, status, attempts, provider_id, error, event.at)
-
-
-def row_json(value: object) -> object:
-    return json.loads(value) if isinstance(value, str) else value
+    async def _deliveries(self, conn: asyncpg.Connection, items: list[tuple[int, bytes]]) -> None:
+        rows = []
+        for _, _, event in self._decoded(DELIVERIES.name, items, deliveries.decoder):
+            match event:
+                case deliveries.Delivered():
+                    status, attempts, provider_id, error = "delivered", event.attempts, event.provider_id, ""
+                case deliveries.DeliveryFailed():
+                    status, attempts, provider_id, error = "failed", event.attempts, "", event.error
+                case deliveries.DeliveryAttempted():
+                    status, attempts, provider_id, error = "retrying", event.attempt, "", event.error
+            rows.append((event.notification_id, event.aggregate_id, event.channel_kind, event.channel, event.user,
+                         status, attempts, provider_id, error, event.at))
+        # In stream order: one notification's later event wins (executemany runs the rows in order).
+        await conn.executemany(UPSERT_DELIVERY, rows)

@@ -110,7 +110,7 @@ class Notifier:
             otel_context.detach(token)
 
     async def deliver(self, message: NotificationRequested, msg: Msg | None = None) -> None:
-        entry = await self.ledger.get(message.id)
+        entry = await self.ledger.claim(message.id)
         if entry is not None and entry.state in ("delivered", "failed"):
             # Sent before (the command came again after a crash or a redelivery): record, do not send.
             await self._record(message, entry)
@@ -119,7 +119,6 @@ class Notifier:
             return
         delivery_count = msg.metadata.num_delivered if msg is not None else 1
         attempts = (entry.attempts if entry else 0)
-        await self.ledger.put(message.id, Entry(state="sending", attempts=attempts))
         result, tries = await self._send_with_retries(message, msg)
         attempts += tries
         if result.outcome == "ok":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from tocsin.events.base import utcnow
@@ -36,6 +36,16 @@ class Ledger:
         except KeyNotFoundError:
             return None
         return msgspec.json.decode(entry.value, type=Entry) if entry.value else None
+
+    async def claim(self, notification_id: str) -> Entry | None:
+        """Write `sending` for a notification seen for the first time (one round trip) and return None;
+        for one seen before, return what the ledger holds and write nothing."""
+        try:
+            await self.kv.create(notification_id, msgspec.json.encode(Entry(state="sending",
+                                                                            at=utcnow().isoformat())))
+            return None
+        except KeyWrongLastSequenceError:
+            return await self.get(notification_id) or Entry(state="sending")
 
     async def put(self, notification_id: str, entry: Entry) -> None:
         entry.at = utcnow().isoformat()

@@ -45,6 +45,8 @@ class Router:
         self.clock = clock
         self.repo = IncidentRepository(bus)
         self.decisions = 0
+        self._counter: tuple[int, int] | None = None   # incident number counter: (value, KV revision)
+        self._counter_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ running
 
@@ -59,17 +61,18 @@ class Router:
         )
 
     async def _handle_alerts(self, msgs: list[Msg]) -> None:
-        # Alerts of one route are handled in order; different routes in parallel.
-        by_route: dict[str, list[Msg]] = {}
-        for msg in msgs:
-            by_route.setdefault(msg.subject, []).append(msg)
-        await asyncio.gather(*(self._alerts_in_order(group) for group in by_route.values()))
-
-    async def _alerts_in_order(self, msgs: list[Msg]) -> None:
+        # Alerts with the same route and dedup key are handled in order (they touch one incident);
+        # all others in parallel. Two routers sharing the consumer are kept apart by the CAS on the
+        # dedup slot and the expected sequence on the incident.
+        lanes: dict[tuple[str, str], list[tuple[Msg, alerts.AlertReceived]]] = {}
         for msg in msgs:
             event = await decode_or_drop(msg, alerts.decoder, "router")
-            if event is None:
-                continue
+            if event is not None:
+                lanes.setdefault((event.route, event.dedup_key), []).append((msg, event))
+        await asyncio.gather(*(self._alerts_in_order(lane) for lane in lanes.values()))
+
+    async def _alerts_in_order(self, lane: list[tuple[Msg, alerts.AlertReceived]]) -> None:
+        for msg, event in lane:
             token = otel_context.attach(extract_context(msg))
             try:
                 with _tracer.start_as_current_span("router.alert", attributes={"tocsin.alert_id": event.id}):
@@ -99,7 +102,10 @@ class Router:
         if route is None or route.team not in directory.config.teams:
             log.warning("alert %s: route %r is not configured; not paged", alert.id, alert.route)
             return
-        if route.match and not matches(route.match, alert.labels):
+        # Matchers decide what may open an incident; a resolve or an acknowledgement (which often carries
+        # no labels: PagerDuty, Opsgenie) always reaches the incident its dedup key names.
+        opening = alert.status == "firing" and not alert.acknowledge
+        if opening and route.match and not matches(route.match, alert.labels):
             log.info("alert %s: labels do not match route %s; not paged", alert.id, alert.route)
             return
         key = f"{alert.route}.{hashlib.sha256(alert.dedup_key.encode()).hexdigest()[:40]}"
@@ -126,6 +132,8 @@ class Router:
                     await self.dedup.create(key, msgspec.json.encode(new_slot))
                 else:
                     await self.dedup.update(key, msgspec.json.encode(new_slot), last=revision)
+                # Claimed by us just now, so the incident's subject is empty: no need to read it.
+                self.repo.assume_new(new_slot.incident_id)
             except KeyWrongLastSequenceError:
                 continue  # somebody else opened an incident for this key first: attach to theirs
             except Exception as exc:
@@ -146,12 +154,25 @@ class Router:
         return msgspec.json.decode(entry.value, type=DedupSlot), entry.revision
 
     async def _next_number(self) -> int:
+        """The next incident number, by compare-and-set on one counter. The last value and revision seen
+        are kept, so with one router the common case is a single round trip; within this process one
+        allocation at a time (several would only collide), across routers the CAS decides."""
+        async with self._counter_lock:
+            return await self._allocate_number()
+
+    async def _allocate_number(self) -> int:
         for _ in range(50):
             try:
-                entry = await self.counters.get("incident_number")
-                number = int(entry.value or b"0") + 1
-                await self.counters.update("incident_number", str(number).encode(), last=entry.revision)
-                return number
+                if self._counter is None:
+                    entry = await self.counters.get("incident_number")
+                    assert entry.revision is not None
+                    self._counter = (int(entry.value or b"0"), entry.revision)
+                value, revision = self._counter
+                self._counter = None
+                new_revision = await self.counters.update("incident_number", str(value + 1).encode(),
+                                                          last=revision)
+                self._counter = (value + 1, new_revision)
+                return value + 1
             except KeyNotFoundError:
                 try:
                     await self.counters.create("incident_number", b"1")
