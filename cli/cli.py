@@ -173,6 +173,12 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_heartbeat(args: argparse.Namespace) -> int:
+    from tocsin.heartbeat import main as heartbeat_main
+    return heartbeat_main(args.host, args.interval, args.server,
+                          args.key or os.environ.get("TOCSIN_HEARTBEAT_KEY", ""), args.metrics_command)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tocsin", description="Self-hosted on-call routing and alert delivery.")
     p.add_argument("--data-dir", default=os.environ.get("TOCSIN_DATA_DIR", ".tocsin"),
@@ -207,6 +213,17 @@ def parser() -> argparse.ArgumentParser:
     s = config.add_parser("export", help="print the applied config, secrets masked")
     s.add_argument("--data-dir", default=argparse.SUPPRESS)
     s.set_defaults(func=cmd_config_export)
+
+    s = sub.add_parser("heartbeat", help="send this host's UDP heartbeats (boot, alive, shutdown)")
+    s.add_argument("--host", required=True, help="the host's name, as under hosts: in the config")
+    s.add_argument("--interval", default="30", help="seconds (or 30s, 1m) between alive datagrams (default 30)")
+    s.add_argument("--server", default=os.environ.get("TOCSIN_HEARTBEAT_SERVER", "127.0.0.1:9999"),
+                   help="HOST:PORT of the UDP listener (default $TOCSIN_HEARTBEAT_SERVER or 127.0.0.1:9999)")
+    s.add_argument("--key", default="",
+                   help="the host's key; better in $TOCSIN_HEARTBEAT_KEY, which other users cannot see")
+    s.add_argument("--metrics-command", default="",
+                   help="a shell command printing `name value` lines, run before each alive datagram")
+    s.set_defaults(func=cmd_heartbeat)
 
     token = sub.add_parser("token", help="personal API tokens").add_subparsers(dest="action", required=True)
     s = token.add_parser("create", help="print a new API token for USER once")

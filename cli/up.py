@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -24,6 +25,7 @@ from tocsin.events.base import utcnow
 from tocsin.events.bus import Bus
 from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.web import parse_listen
+from tocsin.intake import heartbeats, mail
 from tocsin.intake.app import Intake
 from tocsin.intake.settings import Settings as IntakeSettings
 from tocsin.notifier import app as notifier
@@ -61,11 +63,16 @@ async def pending_all(database_url: str) -> list[str]:
 
 
 class Stack:
-    """All five services on one bus connection and one pool; one HTTP listener for intake and API."""
+    """All five services on one bus connection and one pool; one HTTP listener for intake and API, beside
+    it the mail (SMTP) and heartbeat (UDP) listeners of the intake.
+
+    `smtp` / `udp` are listen addresses or "off"; None takes `TOCSIN_SMTP` / `TOCSIN_UDP`, else the
+    defaults (127.0.0.1:2525, 127.0.0.1:9999), skipped with a warning when something else holds them."""
 
     def __init__(self, nats_url: str, database_url: str, *, http: str, config_file: str = "",
                  public_url: str = "", clock: Callable[[], datetime] = utcnow,
-                 services: tuple[str, ...] = ("router", "scheduler", "notifier")) -> None:
+                 services: tuple[str, ...] = ("router", "scheduler", "notifier"),
+                 smtp: str | None = None, udp: str | None = None) -> None:
         self.nats_url, self.database_url, self.http = nats_url, database_url, http
         self.clock = clock
         self.services = services   # the consumers to run here; intake and API always are
@@ -79,8 +86,15 @@ class Stack:
                                           database_url=database_url)
         self.notifier_settings = replace(NotifierSettings.from_env(), nats_url=nats_url)
         self.intake_settings = replace(IntakeSettings.from_env(), nats_url=nats_url)
+        if smtp is not None:
+            self.intake_settings = replace(self.intake_settings, smtp_listen=smtp)
+        if udp is not None:
+            self.intake_settings = replace(self.intake_settings, udp_listen=udp)
         self.tasks: list[asyncio.Task[None]] = []
         self.runner: web.AppRunner | None = None
+        self.listeners = contextlib.AsyncExitStack()
+        self.mail: mail.MailListener | None = None
+        self.heartbeats: heartbeats.HeartbeatListener | None = None
 
     async def start(self) -> None:
         await migrate_all(self.database_url)
@@ -88,7 +102,7 @@ class Stack:
         await self.bus.ensure_streams()
         self.pool = await asyncpg.create_pool(self.database_url, min_size=2, max_size=20)
         app = create_api(self.api_settings, bus=self.bus, pool=self.pool)
-        intake = Intake(self.intake_settings)
+        intake = self.intake = Intake(self.intake_settings)
         intake.add_routes(app)
         self.intake_watcher = ConfigWatcher(self.bus)
 
@@ -103,6 +117,9 @@ class Stack:
         await self.runner.setup()   # applies the config file before the other services start
         site = web.TCPSite(self.runner, self.host, self.port)
         await site.start()
+        self.mail = await self.listeners.enter_async_context(mail.serve(intake, self.intake_settings))
+        self.heartbeats = await self.listeners.enter_async_context(
+            heartbeats.serve(intake, self.intake_settings))
         runs = {
             "router": lambda: router.run(self.router_settings, self.bus, self.clock),
             "scheduler": lambda: scheduler.run(self.scheduler_settings, self.bus, self.pool, self.clock),
@@ -122,10 +139,20 @@ class Stack:
             _, pending = await asyncio.wait(pending, timeout=0.25)
         if pending:
             log.error("services still running at shutdown: %s", ", ".join(t.get_name() for t in pending))
+        await self.listeners.aclose()
         if self.runner is not None:
             await self.runner.cleanup()
         await self.pool.close()
         await self.bus.close()
+
+    def doors(self) -> list[tuple[str, str]]:
+        """The mail and heartbeat listeners that are open, as (name, address)."""
+        out = []
+        if self.mail is not None:
+            out.append(("mail", self.mail.address))
+        if self.heartbeats is not None:
+            out.append(("UDP heartbeats", self.heartbeats.address))
+        return out
 
     async def wait(self) -> None:
         """Until a service task dies (then raise its error) or the caller cancels."""
@@ -172,7 +199,8 @@ async def _serve(nats_url: str, database_url: str, http: str, config: str) -> No
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stack.start()
-    print(f"tocsin is up: http://{stack.host}:{stack.port}  (intake and API; Ctrl-C stops)", flush=True)
+    doors = "".join(f", {name} on {where}" for name, where in stack.doors())
+    print(f"tocsin is up: http://{stack.host}:{stack.port}  (intake and API{doors}; Ctrl-C stops)", flush=True)
     waiter = asyncio.create_task(stack.wait())
     stopper = asyncio.create_task(stop.wait())
     try:

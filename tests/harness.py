@@ -25,6 +25,15 @@ from tocsin.api.auth import create_token
 from tocsin.events.bus import Bus
 from tocsin.up import Stack
 
+# The smallest working installation: one person, paged through the terminal, one team and its policy.
+ONE_TEAM = """users:
+  alice: {contacts: {out: {type: log}}}
+teams:
+  infra:
+    members: [alice]
+    rotations: {primary: {members: [alice], shift: 1d, start: "2026-01-01T09:00"}}
+    escalation: {steps: [{notify: ["rotation:primary"]}]}"""
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness import StackHandle, eventually
+from harness import ONE_TEAM, StackHandle, eventually
 from tocsin.embedded import EmbeddedNats
 from tocsin.events.streams import ALERTS
 
@@ -15,13 +15,7 @@ GRAFANA_TOKEN = "grafana-token-00000001"
 LIMITED_TOKEN = "limited-token-00000001"
 
 CONFIG = f"""
-users:
-  alice: {{contacts: {{out: {{type: log}}}}}}
-teams:
-  infra:
-    members: [alice]
-    rotations: {{primary: {{members: [alice], shift: 1d, start: "2026-01-01T09:00"}}}}
-    escalation: {{steps: [{{notify: ["rotation:primary"]}}]}}
+{ONE_TEAM}
 routes:
   am: {{source: alertmanager, team: infra, token: {AM_TOKEN}, max_body_bytes: 4096}}
   graf: {{source: grafana, team: infra, token: {GRAFANA_TOKEN}}}

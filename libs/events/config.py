@@ -46,12 +46,17 @@ CHANNEL_FIELDS: dict[str, dict[str, bool]] = {   # field -> required (for shared
     "log": {},
 }
 SECRET_FIELDS = frozenset({"token", "secret", "password", "auth_token", "bot_token", "vapid_private_key",
-                           "user_key"})
+                           "user_key", "key"})
 # The kinds this version of the notifier delivers; the others are accepted by the config and reported.
 DELIVERABLE_KINDS = frozenset({"ntfy", "webhook", "log"})
 TARGET_KINDS = ("rotation", "user", "channel", "team")
 MATCH_OPS = ("=~", "!~", "!=", "=")
 MAX_PATTERN = 256
+MAIL_LOCAL_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# The fields a heartbeat host takes, and their types.
+HOST_FIELDS: dict[str, type] = {"watch": bool, "team": str, "interval": str, "overdue_after": str, "key": str,
+                                "thresholds": str, "channels": list}
+MIN_HOST_KEY = 16
 
 
 class ConfigError(Exception):
@@ -165,7 +170,8 @@ class ConfigApplied(Event, frozen=True, kw_only=True, tag="config.applied"):
 CONFIG_SUBJECT = "config.applied"
 applied_decoder = msgspec.json.Decoder(ConfigApplied)
 
-SOURCES = ("alertmanager", "grafana", "zabbix", "uptimekuma", "checkly", "pagerduty", "opsgenie", "webhook")
+SOURCES = ("alertmanager", "grafana", "zabbix", "uptimekuma", "checkly", "pagerduty", "opsgenie", "webhook",
+           "email")
 
 
 def hash_token(token: str) -> str:
@@ -466,17 +472,60 @@ def validate(config: Config) -> list[tuple[str, str]]:
                 except re.error as exc:
                     errors.append((mpath, f"not a valid regular expression: {exc}"))
         if route.mail_alias:
-            if route.mail_alias in aliases:
-                errors.append((f"{path}.mail_alias", f"already used by route {aliases[route.mail_alias]}"))
-            aliases[route.mail_alias] = rname
+            # Mail systems treat local parts without regard to case, so aliases are unique that way too.
+            alias = route.mail_alias.lower()
+            if not MAIL_LOCAL_PART.match(route.mail_alias):
+                errors.append((f"{path}.mail_alias", "a mail alias is letters, digits, '.', '_' or '-' "
+                                                     "(at most 64)"))
+            elif route.source != "email":
+                errors.append((f"{path}.mail_alias", "only a route with source: email takes mail"))
+            elif alias in aliases:
+                errors.append((f"{path}.mail_alias", f"already used by route {aliases[alias]}"))
+            aliases[alias] = rname
         if route.rate_limit < 0 or route.max_body_bytes < 0:
             errors.append((path, "limits cannot be negative"))
+    _check_hosts(config, errors)
     _check_duration(config.renotify, "renotify", errors)
     for name, provider in config.providers.items():
         for key in ("server", "base_url", "rest_url"):
             if key in provider:
                 _check_url(provider[key], f"providers.{name}.{key}", errors)
     return errors
+
+
+def _check_hosts(config: Config, errors: list[tuple[str, str]]) -> None:
+    """`hosts:` stays a mapping of plain mappings in the model (old snapshots must still decode), so its
+    fields are type-checked here, each error with its path."""
+    for name, host in config.hosts.items():
+        path = f"hosts.{name}"
+        if not NAME.match(name):
+            errors.append((path, "a name is letters, digits, '.', '_' or '-' (at most 63)"))
+        for key, value in host.items():
+            kind = HOST_FIELDS.get(key)
+            if kind is None:
+                errors.append((f"{path}.{key}", f"unknown field (one of {', '.join(sorted(HOST_FIELDS))})"))
+            elif not isinstance(value, kind):
+                errors.append((f"{path}.{key}", f"must be a {'list' if kind is list else kind.__name__}"))
+        watch, team = host.get("watch", False), host.get("team")
+        if isinstance(team, str) and team not in config.teams:
+            errors.append((f"{path}.team", f'unknown team "{team}"'))
+        elif team is None and watch is True:
+            errors.append((f"{path}.team", "a watched host needs the team to page"))
+        for field_name in ("interval", "overdue_after"):
+            if isinstance(host.get(field_name), str):
+                every = _check_duration(host[field_name], f"{path}.{field_name}", errors)
+                if every is not None and every < timedelta(seconds=1):
+                    errors.append((f"{path}.{field_name}", "at least 1s"))
+        host_key = host.get("key")
+        if isinstance(host_key, str) and len(host_key) < MIN_HOST_KEY:
+            errors.append((f"{path}.key", f"a host key is at least {MIN_HOST_KEY} characters"))
+        thresholds = host.get("thresholds")
+        if isinstance(thresholds, str) and thresholds not in config.thresholds:
+            errors.append((f"{path}.thresholds", f'unknown thresholds "{thresholds}"'))
+        if isinstance(host.get("channels"), list):
+            for i, cname in enumerate(host["channels"]):
+                if not isinstance(cname, str) or cname not in config.channels:
+                    errors.append((f"{path}.channels[{i}]", f'unknown channel "{cname}"'))
 
 
 def warnings(config: Config) -> list[tuple[str, str]]:

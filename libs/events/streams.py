@@ -8,6 +8,7 @@
 | NOTIFY     | notify.<channel kind>    | router                | notifier (one consumer a kind) |
 | DELIVERIES | deliveries.<kind>        | notifier              | api projector                  |
 | CONFIG     | config.applied           | api (config apply)    | intake, router, notifier, ...  |
+| HEARTBEATS | heartbeats.<host>        | intake (UDP)          | (host watching, later)         |
 
 INCIDENTS keeps one subject per aggregate with the event type in the payload, so that
 `Nats-Expected-Last-Subject-Sequence` guards every append on every server version.
@@ -59,8 +60,12 @@ TIMERS = StreamDef("TIMERS", ["timers.>"], max_age=timedelta(days=30))
 NOTIFY = StreamDef("NOTIFY", ["notify.>"], max_age=timedelta(days=30))
 DELIVERIES = StreamDef("DELIVERIES", ["deliveries.>"], max_age=timedelta(days=365))
 CONFIG = StreamDef("CONFIG", ["config.>"], max_msgs_per_subject=20)
+# A datagram is accepted up to 2 minutes either side of its `ts`; the window covers that span, so a copy
+# replayed within it (after the intake restarted and forgot the host's sequence) is still stored once.
+HEARTBEATS = StreamDef("HEARTBEATS", ["heartbeats.>"], max_age=timedelta(days=7),
+                       duplicate_window=timedelta(minutes=5))
 
-ALL_STREAMS = (ALERTS, INCIDENTS, TIMERS, NOTIFY, DELIVERIES, CONFIG)
+ALL_STREAMS = (ALERTS, INCIDENTS, TIMERS, NOTIFY, DELIVERIES, CONFIG, HEARTBEATS)
 
 # The notifier's delivery ledger: one key per notification id, so a redelivered command is not sent twice.
 DELIVERY_LEDGER_BUCKET = "tocsin_delivery_ledger"

@@ -17,8 +17,8 @@ from tocsin.events.config import (
     CONFIG_SUBJECT,
     Config,
     ConfigApplied,
-    ConfigFile,
     ConfigError,
+    ConfigFile,
     hash_token,
     validate,
 )

@@ -14,14 +14,22 @@ from opentelemetry import trace
 from tocsin.events import alerts
 from tocsin.events.base import new_id, utcnow
 from tocsin.events.bus import Bus
+from tocsin.events.config import Route
 from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.observability import tracer
 from tocsin.events.web import ApiError, error_middleware, read_json_body
 from tocsin.intake.settings import Settings
 from tocsin.intake.sources import PARSERS, Incoming, PayloadError, SignatureError
+from tocsin.intake.sources.base import decode
 
 log = logging.getLogger("tocsin.intake")
 _tracer = tracer("intake")
+
+
+class _RoutingKey(msgspec.Struct):
+    """Only what /v2/enqueue needs before the parser runs: which route the body is for."""
+
+    routing_key: str = ""
 
 
 class RateLimiter:
@@ -79,20 +87,53 @@ class Intake:
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/api/v1/intake/{source}", self.receive)
         app.router.add_post("/api/v1/intake/{source}/{rest:.*}", self.receive)
+        app.router.add_post("/v2/enqueue", self.enqueue)   # PagerDuty's own path, for a drop-in URL change
 
     async def receive(self, request: web.Request) -> web.Response:
         source = request.match_info["source"]
         if source not in PARSERS:
             raise ApiError(404, f"unknown source {source!r}", details={"sources": sorted(PARSERS)})
-        token = bearer_token(request)
+        route_name, route = self._route(bearer_token(request), source)
+        body = await read_json_body(request, route.max_body_bytes or self.settings.max_body_bytes)
+        events = await self._accept(request, source, route_name, route, body)
+        return web.json_response(
+            {"accepted": len(events),
+             "alerts": [{"alert_id": e.aggregate_id, "dedup_key": e.dedup_key} for e in events]},
+            status=202)
+
+    async def enqueue(self, request: web.Request) -> web.Response:
+        """PagerDuty Events API v2 at PagerDuty's path. The route token is the body's `routing_key`, so the
+        body is read (up to the largest limit of a pagerduty route) before the route is known."""
+        routes = self.config.directory.config.routes.values()
+        body = await read_json_body(request, max(
+            [self.settings.max_body_bytes, *(r.max_body_bytes for r in routes if r.source == "pagerduty")]))
+        try:
+            envelope = decode(body, _RoutingKey)
+        except PayloadError as exc:
+            raise ApiError(422, str(exc), details={"path": exc.path} if exc.path else None) from None
+        assert isinstance(envelope, _RoutingKey)
+        route_name, route = self._route(envelope.routing_key, "pagerduty")
+        limit = route.max_body_bytes or self.settings.max_body_bytes
+        if len(body) > limit:
+            raise ApiError(413, f"body is larger than {limit} bytes")
+        events = await self._accept(request, "pagerduty", route_name, route, body)
+        return web.json_response(
+            {"status": "success", "message": "Event processed", "dedup_key": events[0].dedup_key}, status=202)
+
+    def _route(self, token: str, source: str) -> tuple[str, Route]:
+        """The route of a token: 401 when there is none, 403 when it is a route of another source."""
         found = self.config.directory.route_for_token(token) if token else None
         if found is None:
             raise ApiError(401, "missing or unknown route token",
                            headers={"WWW-Authenticate": 'Bearer realm="tocsin-intake"'})
-        route_name, route = found
-        if route.source != source:
-            raise ApiError(403, f"this token belongs to a route for {route.source!r}, not {source!r}")
-        body = await read_json_body(request, route.max_body_bytes or self.settings.max_body_bytes)
+        if found[1].source != source:
+            raise ApiError(403, f"this token belongs to a route for {found[1].source!r}, not {source!r}")
+        return found
+
+    async def _accept(self, request: web.Request, source: str, route_name: str, route: Route,
+                      body: bytes) -> list[alerts.AlertReceived]:
+        """Parse, rate-limit and publish the body of an authenticated request; the events once JetStream
+        has them all."""
         with _tracer.start_as_current_span("intake.receive", attributes={
                 "tocsin.source": source, "tocsin.route": route_name}):
             incoming = Incoming(body=body, route=route, headers=request.headers, query=request.query,
@@ -111,10 +152,7 @@ class Intake:
                                headers={"Retry-After": str(max(1, round(wait)))})
             events = self._events(source, route_name, parsed)
             await self._publish(events)
-        return web.json_response(
-            {"accepted": len(events),
-             "alerts": [{"alert_id": e.aggregate_id, "dedup_key": e.dedup_key} for e in events]},
-            status=202)
+        return events
 
     def _events(self, source: str, route: str, parsed: list) -> list[alerts.AlertReceived]:  # type: ignore[type-arg]
         now = self.clock()
@@ -175,6 +213,13 @@ def create_app(settings: Settings) -> web.Application:
         await watcher.stop()
         await bus.close()
 
+    async def listeners(app: web.Application) -> AsyncIterator[None]:
+        # Mail and UDP heartbeats beside HTTP, on the bus and config view opened just before.
+        from tocsin.intake import heartbeats, mail
+        async with mail.serve(intake, settings), heartbeats.serve(intake, settings):
+            yield
+
     app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(listeners)
     add_health(app, lambda: intake._bus)
     return app

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tocsin.intake.sources import alertmanager
+from tocsin.intake.sources import alertmanager, checkly, grafana, opsgenie, pagerduty, uptimekuma, webhook, zabbix
 from tocsin.intake.sources.base import Incoming, Normalized, PayloadError, SignatureError
 
 Parser = Callable[[Incoming], list[Normalized]]
@@ -17,6 +17,13 @@ Parser = Callable[[Incoming], list[Normalized]]
 # The explicit registry: source name (as in the URL and in a route's `source`) -> parser.
 PARSERS: dict[str, Parser] = {
     "alertmanager": alertmanager.parse,
+    "pagerduty": pagerduty.parse,
+    "opsgenie": opsgenie.parse,
+    "webhook": webhook.parse,
+    "zabbix": zabbix.parse,
+    "grafana": grafana.parse,
+    "checkly": checkly.parse,
+    "uptimekuma": uptimekuma.parse,
 }
 
 __all__ = ["PARSERS", "Incoming", "Normalized", "Parser", "PayloadError", "SignatureError"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -77,3 +78,63 @@ def decode(body: bytes, kind: type) -> object:
 
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+MAX_LABELS = 64
+MAX_LABEL_VALUE = 512
+
+# ------------------------------------------------------------------ JSON values as text
+
+
+def scalar_text(value: Any) -> str | None:
+    """A string as it is, a number or boolean as JSON writes it; None for null, objects and arrays."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return msgspec.json.encode(value).decode()
+    return None
+
+
+def render(value: Any) -> str:
+    """Text for a details field: strings as they are, anything else as indented JSON."""
+    text = scalar_text(value)
+    if text is not None:
+        return text
+    if value is None:
+        return ""
+    return msgspec.json.format(msgspec.json.encode(value), indent=2).decode()
+
+
+def flatten_labels(doc: dict[str, Any], prefix: str = "", depth: int = 3,
+                   out: dict[str, str] | None = None) -> dict[str, str]:
+    """Scalar fields as labels, nested objects as dotted keys (`alert.host`); arrays and nulls are left
+    out, and so is anything past `depth` levels or MAX_LABELS labels."""
+    out = {} if out is None else out
+    for key, value in doc.items():
+        if len(out) >= MAX_LABELS:
+            break
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            if depth > 1:
+                flatten_labels(value, f"{name}.", depth - 1, out)
+            continue
+        text = scalar_text(value)
+        if text is not None and name:
+            out[name] = clip(text, MAX_LABEL_VALUE)
+    return out
+
+
+def string_field(doc: dict[str, Any], key: str, path: str = "", required: bool = False) -> str:
+    """A string field of a JSON object: "" when absent and optional; PayloadError naming `path` (default
+    the key) when it is required and absent or empty, or not a string."""
+    path = path or key
+    value = doc.get(key)
+    if value is None:
+        if required:
+            raise PayloadError(f"{path} is required", path)
+        return ""
+    if not isinstance(value, str):
+        raise PayloadError(f"{path} must be a string", path)
+    if required and not value.strip():
+        raise PayloadError(f"{path} must not be empty", path)
+    return value
