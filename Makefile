@@ -47,6 +47,7 @@ lint: install
 
 bench: install system-deps
 	$(BIN)/python bench/e2e_latency.py
+	$(BIN)/python bench/intake.py
 
 # Refresh the pins after changing dependencies in pyproject.toml.
 lock:
