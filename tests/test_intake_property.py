@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from harness import ONE_TEAM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_parsers_property import fixture_bodies, json_values, mutate
 
+from harness import ONE_TEAM
 from tocsin.intake.sources import PARSERS
 
 TOKENS = {source: f"{source}-property-token-01" for source in PARSERS}

@@ -110,7 +110,3 @@ def notifier_consumer(kind: str) -> ConsumerDef:
     # dead worker's page moves to another one within the ack wait.
     return ConsumerDef("NOTIFY", f"notifier-{kind}", f"notify.{kind}", ack_wait=timedelta(seconds=15),
                        max_deliver=20, max_ack_pending=256)
-
-
-def projector_consumer(stream: str) -> ConsumerDef:
-    return ConsumerDef(stream, f"api-projector-{stream.lower()}", f"{stream.lower()}.>", max_ack_pending=5000)

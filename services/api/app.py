@@ -94,7 +94,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool
             ctx.attach(b, p, watcher)
             if settings.config_file:
                 await apply_config_file(ctx, settings.config_file)
-            projector = Projector(b, p)
+            projector = Projector(b, p, settings.database_url)
             ctx.extra["projector"] = projector
             projector_task = asyncio.create_task(projector.run(), name="projector")
             yield

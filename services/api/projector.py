@@ -7,17 +7,17 @@ after the commit: a redelivered message below that position is skipped, so every
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 import logging
 from typing import Any
 
 import asyncpg
 import msgspec
-from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from tocsin.events import alerts, deliveries, incidents
-from tocsin.events.bus import Bus, consume
-from tocsin.events.streams import ALERTS, DELIVERIES, INCIDENTS, projector_consumer
+from tocsin.events.bus import Bus
+from tocsin.events.streams import ALERTS, DELIVERIES, INCIDENTS
 
 log = logging.getLogger("tocsin.projector")
 STREAMS = (ALERTS.name, INCIDENTS.name, DELIVERIES.name)
@@ -48,45 +48,86 @@ ON CONFLICT (notification_id) DO UPDATE SET
 
 
 class Projector:
-    def __init__(self, bus: Bus, pool: asyncpg.Pool) -> None:
+    def __init__(self, bus: Bus, pool: asyncpg.Pool, dsn: str) -> None:
         self.bus = bus
         self.pool = pool
+        self.dsn = dsn
         self.positions: dict[str, int] = {}
 
     async def run(self) -> None:
-        # One projector at a time across API replicas: they would share the durable consumers, and the
-        # position check below assumes one writer. The others wait here and take over if it goes away.
-        async with self.pool.acquire() as leader:
-            await leader.execute("SELECT pg_advisory_lock(727003)")
+        """Project until cancelled. One projector at a time across API replicas (a Postgres advisory lock
+        on a connection of its own); the others wait here and take over when its session ends."""
+        while True:
+            leader = await asyncpg.connect(self.dsn)
             try:
-                subs = [(name, await self.bus.pull(projector_consumer(name))) for name in STREAMS]
-                await asyncio.gather(*(
-                    consume(sub, functools.partial(self.apply_batch, name), batch=500, name=f"projector-{name}")
-                    for name, sub in subs))
+                await leader.execute("SELECT pg_advisory_lock(727003)")
+                tasks = [asyncio.create_task(self._follow(name), name=f"projector-{name}") for name in STREAMS]
+                tasks.append(asyncio.create_task(_watch(leader), name="projector-lock"))
+                try:
+                    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()
+                finally:
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("projector stopped; starting again")
+                await asyncio.sleep(1)
             finally:
-                await leader.execute("SELECT pg_advisory_unlock(727003)")
+                with contextlib.suppress(Exception):
+                    await leader.close(timeout=2)
 
-    async def apply_batch(self, stream: str, msgs: list[Msg]) -> None:
+    async def _follow(self, stream: str) -> None:
+        """Read the stream in order from the position stored with the read models. An ordered consumer
+        (no acks, no redelivery) cannot hand events over out of order, so a batch that fails is simply
+        tried again, and nothing after it is applied first."""
+        last = await self.pool.fetchval("SELECT last_seq FROM api_projection_offsets WHERE stream = $1",
+                                        stream) or 0
+        sub = await self.bus.js.subscribe(
+            f"{stream.lower()}.>", stream=stream, ordered_consumer=True, pending_msgs_limit=100_000,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=last + 1))
+        try:
+            while True:
+                batch = [await sub.next_msg(timeout=None)]
+                while len(batch) < 500 and sub.pending_msgs:
+                    batch.append(await sub.next_msg(timeout=1))
+                items = [(msg.metadata.sequence.stream, msg.data) for msg in batch]
+                delay = 0.2
+                while True:
+                    try:
+                        await self.apply_batch(stream, items)
+                        break
+                    except (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError) as exc:
+                        log.warning("projector %s: %s; trying the batch again", stream, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def apply_batch(self, stream: str, items: list[tuple[int, bytes]]) -> None:
+        """Apply (stream sequence, data) pairs in one transaction with the position they reach."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "SELECT last_seq FROM api_projection_offsets WHERE stream = $1 FOR UPDATE", stream)
             last = row["last_seq"] if row else 0
-            fresh = [(msg.metadata.sequence.stream, msg.data) for msg in msgs
-                     if msg.metadata.sequence.stream > last]
-            if fresh:
-                if stream == INCIDENTS.name:
-                    await self._incidents(conn, fresh)
-                elif stream == ALERTS.name:
-                    await self._alerts(conn, fresh)
-                elif stream == DELIVERIES.name:
-                    await self._deliveries(conn, fresh)
-                top = max(seq for seq, _ in fresh)
-                await conn.execute(
-                    "INSERT INTO api_projection_offsets (stream, last_seq) VALUES ($1, $2) "
-                    "ON CONFLICT (stream) DO UPDATE SET last_seq = EXCLUDED.last_seq", stream, top)
-                self.positions[stream] = max(self.positions.get(stream, 0), top)
-        for msg in msgs:
-            await msg.ack()
+            fresh = [(seq, data) for seq, data in items if seq > last]
+            if not fresh:
+                return
+            if stream == INCIDENTS.name:
+                await self._incidents(conn, fresh)
+            elif stream == ALERTS.name:
+                await self._alerts(conn, fresh)
+            elif stream == DELIVERIES.name:
+                await self._deliveries(conn, fresh)
+            top = max(seq for seq, _ in fresh)
+            await conn.execute(
+                "INSERT INTO api_projection_offsets (stream, last_seq) VALUES ($1, $2) "
+                "ON CONFLICT (stream) DO UPDATE SET last_seq = EXCLUDED.last_seq", stream, top)
+        self.positions[stream] = max(self.positions.get(stream, 0), top)
 
     def _decoded(self, stream: str, items: list[tuple[int, bytes]], decoder: msgspec.json.Decoder[Any]) -> list[
             tuple[int, bytes, Any]]:
@@ -149,3 +190,10 @@ class Projector:
                          status, attempts, provider_id, error, event.at))
         # In stream order: one notification's later event wins (executemany runs the rows in order).
         await conn.executemany(UPSERT_DELIVERY, rows)
+
+
+async def _watch(leader: asyncpg.Connection) -> None:
+    """Return (ending the projection) when the session that holds the lock is gone."""
+    while True:
+        await asyncio.sleep(5)
+        await leader.fetchval("SELECT 1", timeout=5)
