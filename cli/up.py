@@ -8,7 +8,7 @@ import fcntl
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from tocsin.events import pg
 from tocsin.events.base import utcnow
 from tocsin.events.bus import Bus
 from tocsin.events.configbus import ConfigWatcher
+from tocsin.events.tasks import cancel_and_wait
 from tocsin.events.web import parse_listen
 from tocsin.intake import heartbeats, mail
 from tocsin.intake.app import Intake
@@ -60,6 +61,16 @@ async def pending_all(database_url: str) -> list[str]:
         return out
     finally:
         await conn.close()
+
+
+async def _bounded(what: str, step: Awaitable[object], seconds: float) -> bool:
+    try:
+        async with asyncio.timeout(seconds):
+            await step
+        return True
+    except TimeoutError:
+        log.error("shutdown: %s did not finish within %s s", what, seconds)
+        return False
 
 
 class Stack:
@@ -113,7 +124,7 @@ class Stack:
             await self.intake_watcher.stop()
 
         app.cleanup_ctx.append(intake_resources)
-        self.runner = web.AppRunner(app, access_log=None)
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
         await self.runner.setup()   # applies the config file before the other services start
         site = web.TCPSite(self.runner, self.host, self.port)
         await site.start()
@@ -128,22 +139,16 @@ class Stack:
         self.tasks = [asyncio.create_task(runs[name](), name=name) for name in self.services]
 
     async def stop(self) -> None:
-        # Cancel again until they are gone: a client library may swallow a cancellation that lands in
-        # the middle of one of its requests (as asyncio.wait_for on 3.11 can).
-        pending = set(self.tasks)
-        for _ in range(40):
-            if not pending:
-                break
-            for task in pending:
-                task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=0.25)
+        pending = await cancel_and_wait(self.tasks)
         if pending:
             log.error("services still running at shutdown: %s", ", ".join(t.get_name() for t in pending))
-        await self.listeners.aclose()
+        # Each step is bounded: a stop that hangs is worse than one that leaves a connection behind.
+        await _bounded("listeners", self.listeners.aclose(), 10)
         if self.runner is not None:
-            await self.runner.cleanup()
-        await self.pool.close()
-        await self.bus.close()
+            await _bounded("http", self.runner.cleanup(), 15)
+        if not await _bounded("postgres pool", self.pool.close(), 10):
+            self.pool.terminate()
+        await _bounded("nats", self.bus.close(), 10)
 
     def doors(self) -> list[tuple[str, str]]:
         """The mail and heartbeat listeners that are open, as (name, address)."""

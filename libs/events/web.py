@@ -43,17 +43,26 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.message, code=exc.code, details=exc.details, headers=exc.headers)
+        return _unread_closes(request, error_response(exc.status, exc.message, code=exc.code,
+                                                      details=exc.details, headers=exc.headers))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(exc.status, exc.reason or "error", headers={
-            k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")})
+        return _unread_closes(request, error_response(exc.status, exc.reason or "error", headers={
+            k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}))
     except Exception:
         error_id = uuid.uuid4().hex[:12]
         log.exception("unhandled error on %s %s", request.method, request.path, extra={"error_id": error_id})
         return web.json_response(
             {"error": {"code": "internal", "message": "internal error", "error_id": error_id}}, status=500)
+
+
+def _unread_closes(request: web.Request, response: web.Response) -> web.Response:
+    """Refused before its body was read (401, 403, 413, ...): close the connection after answering, rather
+    than keep it open on a body nobody will read (a shutdown would otherwise wait on it)."""
+    if request.body_exists and not request.content.at_eof():
+        response.force_close()
+    return response
 
 
 def parse_listen(value: str, default_port: int) -> tuple[str, int]:

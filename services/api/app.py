@@ -20,6 +20,7 @@ from tocsin.events import pg
 from tocsin.events.bus import Bus
 from tocsin.events.config import read_config
 from tocsin.events.configbus import ConfigWatcher
+from tocsin.events.tasks import cancel_and_wait
 from tocsin.events.web import ApiError, error_middleware
 
 log = logging.getLogger("tocsin.api")
@@ -100,9 +101,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool
             yield
         finally:
             if projector_task is not None:
-                projector_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await projector_task
+                await cancel_and_wait([projector_task], 10)
             await watcher.stop()
             if own_pool:
                 await p.close()

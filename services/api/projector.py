@@ -18,6 +18,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from tocsin.events import alerts, deliveries, incidents
 from tocsin.events.bus import Bus
 from tocsin.events.streams import ALERTS, DELIVERIES, INCIDENTS
+from tocsin.events.tasks import cancel_and_wait
 
 log = logging.getLogger("tocsin.projector")
 STREAMS = (ALERTS.name, INCIDENTS.name, DELIVERIES.name)
@@ -68,9 +69,7 @@ class Projector:
                     for task in done:
                         task.result()
                 finally:
-                    for task in tasks:
-                        task.cancel()
-                    await asyncio.gather(*tasks, return_exceptions=True)
+                    await cancel_and_wait(tasks, 5)
             except asyncio.CancelledError:
                 raise
             except Exception:
