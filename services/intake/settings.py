@@ -14,7 +14,7 @@ class Settings:
     listen: str = "127.0.0.1:8081"
     max_body_bytes: int = 1024 * 1024
     max_raw_bytes: int = 64 * 1024       # of each alert's own payload kept for the incident log
-    rate_per_minute: int = 600           # per route, when the route sets none
+    rate_per_minute: int = 6000          # per route, when the route sets none: 100 alerts/s
     # Mail and UDP heartbeats: "" means the default address, skipped with a warning when something else
     # holds it; an address given explicitly must be free; "off" turns the listener off.
     smtp_listen: str = ""
