@@ -71,6 +71,12 @@ def test_the_design_example_is_valid_with_its_variables_set():
     (("bob: {}", "bob: {role: root}"), "users.bob.role", "admin or user"),
     (("bob: {}", "bob: {nickname: b}"), "users.bob", "unknown field"),
     (("wait: 5m", "wait: soon"), "teams.infra.escalation.steps[0].wait", "not a duration"),
+    (("source: alertmanager, team: infra,", "source: webhook, fields: {titel: a.b}, team: infra,"),
+     "routes.prod.fields.titel", "unknown field"),
+    (("source: alertmanager, team: infra,", "source: alertmanager, fields: {title: a.b}, team: infra,"),
+     "routes.prod.fields", "webhook routes only"),
+    (("bob: {}", "bob: {}\nhosts:\n  web-01: {interval: 30}"), "hosts.web-01.interval",
+     "a duration such as 30s"),
 ])
 def test_each_error_names_its_path(patch, path, message):
     old, new = patch

@@ -68,3 +68,35 @@ routes:
 
 async def _async(value: object) -> object:
     return value
+
+
+async def test_an_escalation_page_continues_the_alerts_trace(stack, ntfy, clock, span_exporter):
+    from datetime import timedelta
+    span_exporter.clear()
+    await stack.start(f"""
+security: {{allow_private_networks: true}}
+providers: {{ntfy: {{server: "{ntfy.url}"}}}}
+users:
+  alice: {{contacts: {{push: {{type: ntfy, topic: alice}}}}}}
+  bob: {{contacts: {{push: {{type: ntfy, topic: bob}}}}}}
+teams:
+  infra:
+    members: [alice, bob]
+    rotations: {{primary: {{members: [alice], shift: 1d, start: "2026-01-01T09:00"}}}}
+    escalation: {{steps: [{{notify: ["rotation:primary"], wait: 5m}}, {{notify: ["user:bob"]}}]}}
+routes:
+  prom: {{source: alertmanager, team: infra, token: {TOKEN}}}
+""")
+    body = json.dumps({"version": "4", "alerts": [{"status": "firing", "labels": {"alertname": "A"},
+                                                    "fingerprint": "a"}]})
+    assert (await stack.post_alert("alertmanager", body, TOKEN))[0] == 202
+    await ntfy.wait_for(1)
+    clock.advance(timedelta(minutes=6))
+    await ntfy.wait_for(2)
+    await eventually(lambda: _async(len([s for s in span_exporter.get_finished_spans()
+                                         if s.name == "notifier.deliver"]) == 2))
+    [intake] = [s for s in span_exporter.get_finished_spans() if s.name == "intake.receive"]
+    [timer] = [s for s in span_exporter.get_finished_spans() if s.name == "router.timer"]
+    delivers = [s for s in span_exporter.get_finished_spans() if s.name == "notifier.deliver"]
+    assert timer.context.trace_id == intake.context.trace_id
+    assert {d.context.trace_id for d in delivers} == {intake.context.trace_id}

@@ -170,6 +170,7 @@ class ConfigApplied(Event, frozen=True, kw_only=True, tag="config.applied"):
 CONFIG_SUBJECT = "config.applied"
 applied_decoder = msgspec.json.Decoder(ConfigApplied)
 
+ROUTE_FIELD_KEYS = frozenset({"title", "severity", "dedup_key", "status", "details"})
 SOURCES = ("alertmanager", "grafana", "zabbix", "uptimekuma", "checkly", "pagerduty", "opsgenie", "webhook",
            "email")
 
@@ -482,6 +483,12 @@ def validate(config: Config) -> list[tuple[str, str]]:
             elif alias in aliases:
                 errors.append((f"{path}.mail_alias", f"already used by route {aliases[alias]}"))
             aliases[alias] = rname
+        for key in route.fields:
+            if key not in ROUTE_FIELD_KEYS:
+                errors.append((f"{path}.fields.{key}",
+                               f"unknown field (one of {', '.join(sorted(ROUTE_FIELD_KEYS))})"))
+        if (route.fields or route.resolved_values) and route.source != "webhook":
+            errors.append((f"{path}.fields", "fields and resolved_values apply to webhook routes only"))
         if route.rate_limit < 0 or route.max_body_bytes < 0:
             errors.append((path, "limits cannot be negative"))
     _check_hosts(config, errors)
@@ -505,7 +512,10 @@ def _check_hosts(config: Config, errors: list[tuple[str, str]]) -> None:
             if kind is None:
                 errors.append((f"{path}.{key}", f"unknown field (one of {', '.join(sorted(HOST_FIELDS))})"))
             elif not isinstance(value, kind):
-                errors.append((f"{path}.{key}", f"must be a {'list' if kind is list else kind.__name__}"))
+                wanted = {list: "a list", bool: "true or false", str: "text"}.get(kind, kind.__name__)
+                if key in ("interval", "overdue_after"):
+                    wanted = "a duration such as 30s or 5m"
+                errors.append((f"{path}.{key}", f"must be {wanted}"))
         watch, team = host.get("watch", False), host.get("team")
         if isinstance(team, str) and team not in config.teams:
             errors.append((f"{path}.team", f'unknown team "{team}"'))

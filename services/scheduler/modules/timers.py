@@ -39,7 +39,7 @@ async def tick(conn: asyncpg.Connection, bus: Bus, now: datetime, batch: int) ->
             kind=r["kind"], due_at=r["due_at"], incident_id=r["incident_id"], step=r["step"],
             repeat=r["repeat"], traceparent=r["traceparent"],
             payload=msgspec.Raw(r["payload"] or b"null")) for r in rows]
-        await bus.publish_many([(timers.fired_subject(f.incident_id), f) for f in fired])
+        await bus.publish_many([(timers.fired_subject(f.incident_id), f) for f in fired], own_trace=True)
         await conn.execute("UPDATE scheduler_timers SET state = 'fired', fired_at = $2 WHERE id = ANY($1)",
                            [r["id"] for r in rows], now)
     return [(now - r["due_at"]).total_seconds() for r in rows]
