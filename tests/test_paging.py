@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -299,3 +300,32 @@ async def test_two_routers_racing_on_one_dedup_key_open_one_incident(stack, ntfy
         await asyncio.gather(*tasks, return_exceptions=True)
         for b in buses:
             await b.close()
+
+
+async def test_group_by_folds_alerts_into_one_incident_that_resolves_when_all_have(stack, ntfy):
+    text = config(ntfy).replace(f"    token: {ROUTE_TOKEN}", f"    token: {ROUTE_TOKEN}\n    group_by: [alertname]")
+    await stack.start(text)
+
+    def body(fp: str, status: str = "firing", name: str = "DiskFull") -> str:
+        return json.dumps({"version": "4", "alerts": [
+            {"status": status, "labels": {"alertname": name, "instance": fp}, "fingerprint": fp}]})
+    for fp in ("db-01", "db-02", "db-03"):
+        assert (await stack.post_alert("alertmanager", body(fp), ROUTE_TOKEN))[0] == 202
+    assert (await stack.post_alert("alertmanager", body("web-01", name="HighLatency"), ROUTE_TOKEN))[0] == 202
+    items = await eventually(lambda: _counted_n(stack, 4))
+    assert sorted(i["alert_count"] for i in items) == [1, 3]
+    await asyncio.sleep(0.3)
+    assert len(ntfy.requests) == 2          # one page per group, not per alert
+    for fp in ("db-01", "db-02"):
+        await stack.post_alert("alertmanager", body(fp, "resolved"), ROUTE_TOKEN)
+    await eventually(lambda: _counted_n(stack, 6))
+    disk = next(i for i in await stack.incidents() if i["alert_count"] == 5)
+    assert disk["status"] == "triggered"    # db-03 still fires
+    await stack.post_alert("alertmanager", body("db-03", "resolved"), ROUTE_TOKEN)
+    resolved = await eventually(lambda: _resolved_count(stack, 1))
+    assert resolved[0]["title"] == disk["title"]
+
+
+async def _resolved_count(stack: StackHandle, n: int) -> list[dict] | None:
+    items = await stack.incidents(status="resolved")
+    return items if len(items) == n else None

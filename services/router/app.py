@@ -68,7 +68,7 @@ class Router:
         for msg in msgs:
             event = await decode_or_drop(msg, alerts.decoder, "router")
             if event is not None:
-                lanes.setdefault((event.route, event.dedup_key), []).append((msg, event))
+                lanes.setdefault((event.route, self.incident_key(event)), []).append((msg, event))
         await asyncio.gather(*(self._alerts_in_order(lane) for lane in lanes.values()))
 
     async def _alerts_in_order(self, lane: list[tuple[Msg, alerts.AlertReceived]]) -> None:
@@ -108,7 +108,7 @@ class Router:
         if opening and route.match and not matches(route.match, alert.labels):
             log.info("alert %s: labels do not match route %s; not paged", alert.id, alert.route)
             return
-        key = f"{alert.route}.{hashlib.sha256(alert.dedup_key.encode()).hexdigest()[:40]}"
+        key = f"{alert.route}.{hashlib.sha256(self.incident_key(alert).encode()).hexdigest()[:40]}"
         for _ in range(20):
             slot, revision = await self._slot(key)
             state: IncidentState | None = None
@@ -143,6 +143,14 @@ class Router:
             await self._open(new_slot, alert, route.team)
             return
         raise RuntimeError(f"alert {alert.id}: could not settle the dedup slot {key}")
+
+    def incident_key(self, alert: alerts.AlertReceived) -> str:
+        """What folds alerts into one incident: the alert's dedup key, or with the route's `group_by` the
+        values of those labels (each alert still resolves on its own; the incident when all have)."""
+        route = self.config.directory.config.routes.get(alert.route)
+        if route is None or not route.group_by:
+            return alert.dedup_key
+        return "group\x1f" + "\x1f".join(f"{label}={alert.labels.get(label, '')}" for label in route.group_by)
 
     async def _slot(self, key: str) -> tuple[DedupSlot | None, int | None]:
         try:
