@@ -118,7 +118,8 @@ class Intake:
             raise ApiError(413, f"body is larger than {limit} bytes")
         events = await self._accept(request, "pagerduty", route_name, route, body)
         return web.json_response(
-            {"status": "success", "message": "Event processed", "dedup_key": events[0].dedup_key}, status=202)
+            {"status": "success", "message": "Event processed",
+             "dedup_key": events[0].dedup_key if events else ""}, status=202)
 
     def _route(self, token: str, source: str) -> tuple[str, Route]:
         """The route of a token: 401 when there is none, 403 when it is a route of another source."""
