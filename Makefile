@@ -27,7 +27,9 @@ system-deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-run: install system-deps
+# No Debian packages needed to run: without the machine's PostgreSQL binaries, the pgserver package
+# (installed with the rest) serves the embedded database.
+run: install
 	$(BIN)/tocsin up --config examples/tocsin.yaml
 
 test: install system-deps
