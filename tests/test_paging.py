@@ -329,3 +329,34 @@ async def test_group_by_folds_alerts_into_one_incident_that_resolves_when_all_ha
 async def _resolved_count(stack: StackHandle, n: int) -> list[dict] | None:
     items = await stack.incidents(status="resolved")
     return items if len(items) == n else None
+
+
+async def test_reminders_while_acknowledged_stop_at_resolve(stack, ntfy, clock, fixtures_dir):
+    text = config(ntfy).replace("    escalation:", "    reminders: {every: 15m}\n    escalation:", 1)
+    await stack.start(text)
+    items = await open_incident(stack, fixtures_dir, ntfy)
+    for item in items:
+        status, _ = await stack.api("POST", f"/api/v1/incidents/{item['id']}/acknowledge", user="bob")
+        assert status == 200
+    await eventually(lambda: _timers_of_kind(stack, "remind", "pending", 2))
+    clock.advance(timedelta(minutes=16))
+    await ntfy.wait_for(4)
+    for reminder in ntfy.requests[2:4]:
+        assert reminder.json()["topic"] == "bob-pages"       # whoever acknowledged it
+        assert reminder.json()["title"].startswith("Reminder: ")
+    clock.advance(timedelta(minutes=16))
+    await ntfy.wait_for(6)                  # and again, every 15 minutes
+    for item in items:
+        status, _ = await stack.api("POST", f"/api/v1/incidents/{item['id']}/resolve")
+        assert status == 200
+    await eventually(lambda: _timers_of_kind(stack, "remind", "pending", 0))
+    clock.advance(timedelta(hours=2))
+    await _settle()
+    assert len(ntfy.requests) == 6
+    assert all(r.json()["title"].startswith("Reminder: ") for r in ntfy.requests[2:])
+
+
+async def _timers_of_kind(stack: StackHandle, kind: str, state: str, n: int) -> bool:
+    count = await stack.pool.fetchval("SELECT count(*) FROM scheduler_timers WHERE kind = $1 AND state = $2",
+                                      kind, state)
+    return bool(count == n)

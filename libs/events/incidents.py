@@ -112,6 +112,7 @@ class IncidentState(msgspec.Struct, frozen=True, kw_only=True):
     step: int = 0
     repeat: int = 0
     alert_id: str = ""         # the alert that opened it
+    acknowledged_version: int = 0   # the version of the latest acknowledgement (reminders follow it)
     version: int = 0
 
 
@@ -136,7 +137,7 @@ def evolve(state: IncidentState | None, event: IncidentEvent) -> IncidentState:
         case IncidentAcknowledged():
             return msgspec.structs.replace(
                 state, status="acknowledged", acknowledged_at=event.at, acknowledged_by=event.by,
-                updated_at=event.at, version=event.version)
+                acknowledged_version=event.version, updated_at=event.at, version=event.version)
         case IncidentEscalated():
             return msgspec.structs.replace(
                 state, status="triggered", step=event.step, repeat=event.repeat,

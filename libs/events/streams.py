@@ -100,6 +100,8 @@ class ConsumerDef:
 # The router decides in milliseconds; a short ack wait means a router killed mid-batch is replaced fast.
 ROUTER_ALERTS = ConsumerDef("ALERTS", "router-alerts", "alerts.>", ack_wait=timedelta(seconds=10))
 ROUTER_TIMERS = ConsumerDef("TIMERS", "router-timers", "timers.fired.>", ack_wait=timedelta(seconds=10))
+# The router follows incidents too, to start reminders when someone acknowledges (through the API or a tool).
+ROUTER_INCIDENTS = ConsumerDef("INCIDENTS", "router-incidents", "incidents.>", ack_wait=timedelta(seconds=10))
 SCHEDULER_REQUESTS = ConsumerDef("TIMERS", "scheduler-requests", "timers.requested.>")
 SCHEDULER_INCIDENTS = ConsumerDef("INCIDENTS", "scheduler-incidents", "incidents.>")
 

@@ -1,7 +1,8 @@
 """TIMERS stream: the router asks for a timer, the scheduler says when it fired.
 
 Timer kinds: `escalate` (a step's wait passed), `contact` (a contact rule's delay passed; `payload`
-holds the notification to send if the incident is still unacknowledged).
+holds the notification to send if the incident is still unacknowledged), `remind` (an acknowledged
+incident is still open; `step` counts the reminders, `version` is the acknowledgement's).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import msgspec
 
 from tocsin.events.base import Event
 
-TimerKind = Literal["escalate", "contact"]
+TimerKind = Literal["escalate", "contact", "remind"]
 
 
 class TimerRequested(Event, frozen=True, kw_only=True, tag="timer.requested"):

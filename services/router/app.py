@@ -19,12 +19,19 @@ from tocsin.events.base import Event, stable_id, utcnow
 from tocsin.events.bus import Bus, consume, decode_or_drop, extract_context
 from tocsin.events.config import DELIVERABLE_KINDS
 from tocsin.events.configbus import ConfigWatcher
+from tocsin.events.durations import parse_duration
 from tocsin.events.incidents import IncidentState
 from tocsin.events.observability import tracer
 from tocsin.events.repository import IncidentRepository
-from tocsin.events.streams import COUNTERS_BUCKET, DEDUP_BUCKET, ROUTER_ALERTS, ROUTER_TIMERS
+from tocsin.events.streams import (
+    COUNTERS_BUCKET,
+    DEDUP_BUCKET,
+    ROUTER_ALERTS,
+    ROUTER_INCIDENTS,
+    ROUTER_TIMERS,
+)
 from tocsin.router.matching import matches
-from tocsin.router.paging import broadcast_channels, next_position, plan_step, public_fields
+from tocsin.router.paging import broadcast_channels, next_position, plan_step, public_fields, resolve_targets
 from tocsin.router.settings import Settings
 
 log = logging.getLogger("tocsin.router")
@@ -55,9 +62,11 @@ class Router:
         self.counters = await self.bus.kv(COUNTERS_BUCKET)
         alerts_sub = await self.bus.pull(ROUTER_ALERTS)
         timers_sub = await self.bus.pull(ROUTER_TIMERS)
+        incidents_sub = await self.bus.pull(ROUTER_INCIDENTS)
         await asyncio.gather(
             consume(alerts_sub, self._handle_alerts, batch=self.settings.batch, name="router-alerts"),
             consume(timers_sub, self._handle_timers, batch=self.settings.batch, name="router-timers"),
+            consume(incidents_sub, self._handle_incidents, batch=500, name="router-incidents"),
         )
 
     async def _handle_alerts(self, msgs: list[Msg]) -> None:
@@ -92,6 +101,32 @@ class Router:
                 finally:
                     otel_context.detach(token)
             await msg.ack()
+
+    async def _handle_incidents(self, msgs: list[Msg]) -> None:
+        """An acknowledgement (through the API or from a tool) starts the team's reminders."""
+        out: list[tuple[str, Event]] = []
+        for msg in msgs:
+            event = await decode_or_drop(msg, incidents.decoder, "router")
+            if isinstance(event, incidents.IncidentAcknowledged):
+                state, _ = await self.repo.load(event.aggregate_id, fresh=True)
+                timer = self._next_reminder(state, event.version, 1) if state is not None else None
+                if timer is not None:
+                    out.append((timers.requested_subject(event.aggregate_id), timer))
+        if out:
+            await self.bus.publish_many(out)
+        for msg in msgs:
+            await msg.ack()
+
+    def _next_reminder(self, state: IncidentState, ack_version: int, count: int) -> timers.TimerRequested | None:
+        """Reminder number `count` after the acknowledgement at `ack_version`, if the team wants them."""
+        team = self.config.directory.config.teams.get(state.team)
+        every = parse_duration(team.reminders.every) if team else None
+        if not every:
+            return None
+        return timers.TimerRequested(
+            id=stable_id("remind", state.id, str(ack_version), str(count)), aggregate_id=state.id,
+            version=ack_version, at=self.clock(), kind="remind", due_at=self.clock() + every,
+            incident_id=state.id, step=count)
 
     # ------------------------------------------------------------------ alerts
 
@@ -234,6 +269,9 @@ class Router:
         directory = self.config.directory
         if state.team not in directory.config.teams:
             return
+        if fired.kind == "remind":
+            await self._remind(state, fired)
+            return
         if fired.kind == "contact":
             if state.status == "triggered" and bytes(fired.payload) != b"null":
                 note = msgspec.json.decode(fired.payload, type=notify.NotificationRequested)
@@ -257,6 +295,32 @@ class Router:
             return
         if events and new_state is not None:
             await self._page(new_state, *nxt, message_kind="escalation", include_broadcast=False)
+
+    async def _remind(self, state: IncidentState, fired: timers.TimerFired) -> None:
+        """Still acknowledged, and by the same acknowledgement: remind whoever acknowledged (or, for an
+        acknowledgement from a tool, the first step's people), then ask for the next reminder."""
+        if state.status != "acknowledged" or state.acknowledged_version != fired.version:
+            return   # resolved, escalated again, or acknowledged anew (which started its own reminders)
+        directory = self.config.directory
+        who = state.acknowledged_by or ""
+        users = [who] if who in directory.config.users else resolve_targets(directory, state, 0, self.clock())[0]
+        now = self.clock()
+        out: list[tuple[str, Event]] = []
+        for user in users:
+            for rule in directory.contact_plan(user):
+                if rule.kind not in DELIVERABLE_KINDS:
+                    continue
+                nid = stable_id("remind", state.id, str(fired.version), str(fired.step), user, rule.contact)
+                out.append((notify.subject(rule.kind), notify.NotificationRequested(
+                    id=nid, aggregate_id=state.id, at=now, channel_kind=rule.kind, channel=f"{user}/{rule.contact}",
+                    user=user, destination=public_fields(rule.destination), message_kind="reminder",
+                    incident_number=state.number, title=state.title, body=state.details, severity=state.severity,
+                    link=self._link(state), status=state.status)))
+        following = self._next_reminder(state, fired.version, fired.step + 1)
+        if following is not None:
+            out.append((timers.requested_subject(state.id), following))
+        if out:
+            await self.bus.publish_many(out)
 
     # ------------------------------------------------------------------ paging
 

@@ -25,7 +25,8 @@ INSERT = """
 INSERT INTO scheduler_timers (id, kind, incident_id, step, repeat, due_at, payload, traceparent, incident_version,
                               state)
 SELECT t.id, t.kind, t.incident_id, t.step, t.repeat, t.due_at, t.payload, t.traceparent, t.version,
-       CASE WHEN m.version >= t.version THEN 'cancelled' ELSE 'pending' END
+       CASE WHEN m.resolved_version >= t.version
+              OR (t.kind <> 'remind' AND m.version >= t.version) THEN 'cancelled' ELSE 'pending' END
 FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::timestamptz[], $7::bytea[],
             $8::text[], $9::int[]) AS t(id, kind, incident_id, step, repeat, due_at, payload, traceparent, version)
 LEFT JOIN scheduler_incident_marks m ON m.incident_id = t.incident_id
@@ -33,16 +34,18 @@ ON CONFLICT (id) DO NOTHING
 """
 
 MARK = """
-INSERT INTO scheduler_incident_marks (incident_id, version)
-SELECT * FROM unnest($1::text[], $2::int[])
-ON CONFLICT (incident_id) DO UPDATE SET version = GREATEST(scheduler_incident_marks.version, EXCLUDED.version)
+INSERT INTO scheduler_incident_marks (incident_id, version, resolved_version)
+SELECT * FROM unnest($1::text[], $2::int[], $3::int[])
+ON CONFLICT (incident_id) DO UPDATE SET
+    version = GREATEST(scheduler_incident_marks.version, EXCLUDED.version),
+    resolved_version = GREATEST(scheduler_incident_marks.resolved_version, EXCLUDED.resolved_version)
 """
 
 CANCEL = """
 UPDATE scheduler_timers t SET state = 'cancelled'
 FROM scheduler_incident_marks m
-WHERE t.state = 'pending' AND t.incident_id = m.incident_id AND t.incident_version <= m.version
-  AND t.incident_id = ANY($1)
+WHERE t.state = 'pending' AND t.incident_id = m.incident_id AND t.incident_id = ANY($1)
+  AND (t.incident_version <= m.resolved_version OR (t.kind <> 'remind' AND t.incident_version <= m.version))
 """
 
 
@@ -86,7 +89,7 @@ class Scheduler:
         """An acknowledged or resolved incident escalates no further and sends no delayed pages: every
         timer asked for up to that version of the incident is cancelled (a later escalation by a person
         asks for new timers, at a later version)."""
-        done: dict[str, int] = {}
+        done: dict[str, tuple[int, int]] = {}   # incident -> (acknowledged version, resolved version)
         for msg in msgs:
             try:
                 event = incidents.decoder.decode(msg.data)
@@ -94,10 +97,13 @@ class Scheduler:
                 log.warning("undecodable incident event at %s", msg.subject)
                 continue
             if isinstance(event, incidents.IncidentAcknowledged | incidents.IncidentResolved):
-                done[event.aggregate_id] = max(done.get(event.aggregate_id, 0), event.version)
+                acked, resolved = done.get(event.aggregate_id, (0, 0))
+                resolved_now = isinstance(event, incidents.IncidentResolved)
+                done[event.aggregate_id] = (max(acked, event.version),
+                                            max(resolved, event.version) if resolved_now else resolved)
         if done:
             async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute(MARK, list(done), list(done.values()))
+                await conn.execute(MARK, list(done), [v[0] for v in done.values()], [v[1] for v in done.values()])
                 await conn.execute(CANCEL, list(done))
         for msg in msgs:
             await msg.ack()

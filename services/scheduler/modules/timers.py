@@ -19,7 +19,7 @@ from tocsin.events.bus import Bus
 name = "timers"
 
 CLAIM = """
-SELECT id, kind, incident_id, step, repeat, due_at, payload, traceparent
+SELECT id, kind, incident_id, step, repeat, due_at, payload, traceparent, incident_version
 FROM scheduler_timers
 WHERE state = 'pending' AND due_at <= $1
 ORDER BY due_at
@@ -35,7 +35,8 @@ async def tick(conn: asyncpg.Connection, bus: Bus, now: datetime, batch: int) ->
         if not rows:
             return []
         fired = [timers.TimerFired(
-            id=stable_id("fired", r["id"]), aggregate_id=r["incident_id"], at=now, timer_id=r["id"],
+            id=stable_id("fired", r["id"]), aggregate_id=r["incident_id"], version=r["incident_version"], at=now,
+            timer_id=r["id"],
             kind=r["kind"], due_at=r["due_at"], incident_id=r["incident_id"], step=r["step"],
             repeat=r["repeat"], traceparent=r["traceparent"],
             payload=msgspec.Raw(r["payload"] or b"null")) for r in rows]
