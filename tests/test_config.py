@@ -77,6 +77,15 @@ def test_the_design_example_is_valid_with_its_variables_set():
      "routes.prod.fields", "webhook routes only"),
     (("bob: {}", "bob: {}\nhosts:\n  web-01: {interval: 30}"), "hosts.web-01.interval",
      "a duration such as 30s"),
+    (("bob: {}", "bob: {}\nsilences:\n  - {matchers: {env: x}, starts: 2026-12-02T02:00, ends: 2026-12-01T22:00}"),
+     "silences[0].ends", "must be after starts"),
+    (("bob: {}",
+      "bob: {}\nsilences:\n  - {matchers: {env: \"=~(\"}, starts: 2026-12-01T22:00, ends: 2026-12-02T02:00}"),
+     "silences[0].matchers.env", "regular expression"),
+    (("bob: {}", "bob: {}\nsilences:\n  - {matchers: {}, starts: 2026-12-01T22:00, ends: 2026-12-02T02:00}"),
+     "silences[0].matchers", "at least one matcher"),
+    (("bob: {}", "bob: {}\nsilences:\n  - {matchers: {env: x}, starts: soon, ends: 2026-12-02T02:00}"),
+     "silences[0].starts", "not a date-time"),
 ])
 def test_each_error_names_its_path(patch, path, message):
     old, new = patch

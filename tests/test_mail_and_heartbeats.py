@@ -430,13 +430,13 @@ hosts:
 
 @pytest.mark.parametrize(("old", "new", "path", "text"), [
     ("interval: 30s", "interval: soon", "hosts.web-01.interval", "not a duration"),
-    ("interval: 30s", "interval: 30", "hosts.web-01.interval", "must be a str"),
+    ("interval: 30s", "interval: 30", "hosts.web-01.interval", "must be a duration such as 30s"),
     ("team: infra, interval", "team: ops, interval", "hosts.web-01.team", 'unknown team "ops"'),
     ("watch: true, team: infra, ", "watch: true, ", "hosts.web-01.team", "needs the team"),
     ("channels: [ops]", "channels: [pager]", "hosts.web-01.channels[0]", 'unknown channel "pager"'),
     ("thresholds: high,", "thresholds: low,", "hosts.web-01.thresholds", 'unknown thresholds "low"'),
     ('key: "0123456789abcdef"', 'key: "short"', "hosts.web-01.key", "at least 16"),
-    ("watch: true", "watch: yes please", "hosts.web-01.watch", "must be a bool"),
+    ("watch: true", "watch: yes please", "hosts.web-01.watch", "must be true or false"),
     ("watch: true", "watch: true, colour: red", "hosts.web-01.colour", "unknown field"),
     ("web-01:", "web 01:", "hosts.web 01", "a name is"),
     ("source: email", "source: webhook", "routes.mail.mail_alias", "source: email"),

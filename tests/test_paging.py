@@ -360,3 +360,44 @@ async def _timers_of_kind(stack: StackHandle, kind: str, state: str, n: int) -> 
     count = await stack.pool.fetchval("SELECT count(*) FROM scheduler_timers WHERE kind = $1 AND state = $2",
                                       kind, state)
     return bool(count == n)
+
+
+def silenced_config(ntfy: FakeProvider, minutes: int) -> str:
+    from datetime import UTC, datetime
+    ends = (datetime.now(UTC) + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M")
+    # timezone UTC, so the silence's local times are UTC
+    return config(ntfy).replace("timezone: Europe/Berlin", "timezone: UTC") + f"""
+silences:
+  - {{matchers: {{alertname: DiskFull, instance: "=~db-0[12]:9100"}}, starts: "2020-01-01T00:00",
+     ends: "{ends}", comment: maintenance}}
+"""
+
+
+async def test_a_silenced_alert_is_recorded_not_paged_and_pages_when_the_silence_ends(stack, ntfy, clock,
+                                                                                    fixtures_dir):
+    await stack.start(silenced_config(ntfy, 60))
+    body = (fixtures_dir / "alertmanager" / "group-firing-2.json").read_bytes()
+    assert (await stack.post_alert("alertmanager", body, ROUTE_TOKEN))[0] == 202
+    items = await eventually(lambda: _items(stack, 2))
+    for item in items:
+        detail = await eventually(lambda i=item: _timeline_has(stack, i["id"], "incident.silenced"))
+        silenced = next(e for e in detail["timeline"] if e["type"] == "incident.silenced")
+        assert silenced["comment"] == "maintenance"
+    await _settle()
+    assert ntfy.requests == []
+    clock.advance(timedelta(minutes=61))
+    await ntfy.wait_for(2)
+    assert topics(ntfy) == ["alice-pages", "alice-pages"]
+
+
+async def test_a_silenced_incident_resolved_before_the_end_never_pages(stack, ntfy, clock, fixtures_dir):
+    await stack.start(silenced_config(ntfy, 60))
+    firing = (fixtures_dir / "alertmanager" / "group-firing-2.json").read_bytes()
+    resolved = (fixtures_dir / "alertmanager" / "group-all-resolved.json").read_bytes()
+    await stack.post_alert("alertmanager", firing, ROUTE_TOKEN)
+    await eventually(lambda: _items(stack, 2))
+    await stack.post_alert("alertmanager", resolved, ROUTE_TOKEN)
+    await eventually(lambda: _all_status(stack, "resolved"))
+    clock.advance(timedelta(hours=2))
+    await _settle()
+    assert ntfy.requests == []

@@ -138,6 +138,16 @@ class Route(msgspec.Struct, forbid_unknown_fields=True):
     resolved_values: list[str] = []   # webhook source: values of the status field that mean resolved
 
 
+class Silence(msgspec.Struct, forbid_unknown_fields=True):
+    """Alerts whose labels match open an incident that pages nobody until `ends` (local wall-clock time in
+    the config's time zone); if it still fires then, it pages."""
+
+    matchers: dict[str, str]
+    starts: str
+    ends: str
+    comment: str = ""
+
+
 class Security(msgspec.Struct, forbid_unknown_fields=True):
     allow_private_networks: bool = False
 
@@ -154,7 +164,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     hosts: dict[str, dict[str, Any]] = {}
     thresholds: dict[str, dict[str, Any]] = {}
     renotify: str = "0s"
-    silences: list[dict[str, Any]] = []
+    silences: list[Silence] = []
     prune: bool = False
 
     def __repr__(self) -> str:
@@ -334,6 +344,19 @@ def _check_destination(kind: Any, fields: dict[str, Any], path: str, errors: lis
         errors.append((f"{path}.topic", "an ntfy topic is 1-64 letters, digits, - or _"))
 
 
+def _check_matchers(matchers: dict[str, str], path: str, errors: list[tuple[str, str]]) -> None:
+    for label, value in matchers.items():
+        op, pattern = parse_matcher(str(value))
+        mpath = f"{path}.{label}"
+        if len(pattern) > MAX_PATTERN:
+            errors.append((mpath, f"a pattern is at most {MAX_PATTERN} characters"))
+        elif op in ("=~", "!~"):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                errors.append((mpath, f"not a valid regular expression: {exc}"))
+
+
 def _parse_local(text: str, path: str, errors: list[tuple[str, str]]) -> datetime | None:
     try:
         value = datetime.fromisoformat(text)
@@ -462,16 +485,7 @@ def validate(config: Config) -> list[tuple[str, str]]:
         for i, cname in enumerate(route.channels):
             if cname not in channels:
                 errors.append((f"{path}.channels[{i}]", f'unknown channel "{cname}"'))
-        for label, value in route.match.items():
-            op, pattern = parse_matcher(str(value))
-            mpath = f"{path}.match.{label}"
-            if len(pattern) > MAX_PATTERN:
-                errors.append((mpath, f"a pattern is at most {MAX_PATTERN} characters"))
-            elif op in ("=~", "!~"):
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    errors.append((mpath, f"not a valid regular expression: {exc}"))
+        _check_matchers(route.match, f"{path}.match", errors)
         if route.mail_alias:
             # Mail systems treat local parts without regard to case, so aliases are unique that way too.
             alias = route.mail_alias.lower()
@@ -492,6 +506,15 @@ def validate(config: Config) -> list[tuple[str, str]]:
         if route.rate_limit < 0 or route.max_body_bytes < 0:
             errors.append((path, "limits cannot be negative"))
     _check_hosts(config, errors)
+    for i, silence in enumerate(config.silences):
+        spath = f"silences[{i}]"
+        if not silence.matchers:
+            errors.append((f"{spath}.matchers", "a silence needs at least one matcher"))
+        _check_matchers(silence.matchers, f"{spath}.matchers", errors)
+        starts = _parse_local(silence.starts, f"{spath}.starts", errors)
+        ends = _parse_local(silence.ends, f"{spath}.ends", errors)
+        if starts and ends and ends <= starts:
+            errors.append((f"{spath}.ends", "must be after starts"))
     _check_duration(config.renotify, "renotify", errors)
     for name, provider in config.providers.items():
         for key in ("server", "base_url", "rest_url"):

@@ -35,7 +35,7 @@ class Directory:
             for rname, spec in team.rotations.items():
                 zone = spec.timezone or config.timezone
                 overrides = tuple(
-                    Override(user=o.user, start=_local_to_utc(o.start, zone), end=_local_to_utc(o.end, zone))
+                    Override(user=o.user, start=local_to_utc(o.start, zone), end=local_to_utc(o.end, zone))
                     for o in team.overrides if o.rotation == rname)
                 d._rotations[(tname, rname)] = Rotation(
                     name=rname, members=tuple(spec.members), shift=parse_duration(spec.shift),
@@ -101,6 +101,6 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _local_to_utc(text: str, zone: str) -> datetime:
+def local_to_utc(text: str, zone: str) -> datetime:
     from datetime import UTC
     return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)

@@ -68,6 +68,13 @@ class TargetsPaged(Event, frozen=True, kw_only=True, tag="incident.paged"):
     undeliverable: list[str] = []   # "<target>: why", for contacts this version cannot deliver to
 
 
+class IncidentSilenced(Event, frozen=True, kw_only=True, tag="incident.silenced"):
+    """Opened while a silence matched: nobody is paged until `until`; if it still fires then, it pages."""
+
+    until: datetime
+    comment: str = ""
+
+
 class IncidentResolved(Event, frozen=True, kw_only=True, tag="incident.resolved"):
     by: str
     via: str = "api"
@@ -81,7 +88,7 @@ class NoteAdded(Event, frozen=True, kw_only=True, tag="incident.note_added"):
 
 IncidentEvent = (
     IncidentOpened | AlertAttached | IncidentAcknowledged | IncidentEscalated | TargetsPaged
-    | IncidentResolved | NoteAdded
+    | IncidentResolved | NoteAdded | IncidentSilenced
 )
 decoder = msgspec.json.Decoder(IncidentEvent)
 
@@ -113,6 +120,7 @@ class IncidentState(msgspec.Struct, frozen=True, kw_only=True):
     repeat: int = 0
     alert_id: str = ""         # the alert that opened it
     acknowledged_version: int = 0   # the version of the latest acknowledgement (reminders follow it)
+    silenced_until: datetime | None = None
     version: int = 0
 
 
@@ -146,6 +154,9 @@ def evolve(state: IncidentState | None, event: IncidentEvent) -> IncidentState:
             return msgspec.structs.replace(
                 state, status="resolved", resolved_at=event.at, resolved_by=event.by,
                 firing_alerts=frozenset(), updated_at=event.at, version=event.version)
+        case IncidentSilenced():
+            return msgspec.structs.replace(state, silenced_until=event.until, updated_at=event.at,
+                                           version=event.version)
         case TargetsPaged() | NoteAdded():
             return msgspec.structs.replace(state, updated_at=event.at, version=event.version)
         case _:
@@ -221,7 +232,12 @@ class AddNote(msgspec.Struct, frozen=True, kw_only=True):
     note: str
 
 
-Command = Open | AttachAlert | Acknowledge | Resolve | Escalate | RecordPage | AddNote
+class Silence(msgspec.Struct, frozen=True, kw_only=True):
+    until: datetime
+    comment: str = ""
+
+
+Command = Open | AttachAlert | Acknowledge | Resolve | Escalate | RecordPage | AddNote | Silence
 
 
 class InvalidTransition(Exception):
@@ -292,6 +308,10 @@ def decide(state: IncidentState | None, command: Command, env: Envelope) -> list
                                  users=command.users, channels=command.channels,
                                  notification_ids=command.notification_ids,
                                  undeliverable=command.undeliverable, **common)]
+        case Silence():
+            if state.status != "triggered":
+                return []
+            return [IncidentSilenced(aggregate_id=state.id, until=command.until, comment=command.comment, **common)]
         case AddNote():
             note = command.note.strip()
             if not note:

@@ -2,7 +2,8 @@
 
 Timer kinds: `escalate` (a step's wait passed), `contact` (a contact rule's delay passed; `payload`
 holds the notification to send if the incident is still unacknowledged), `remind` (an acknowledged
-incident is still open; `step` counts the reminders, `version` is the acknowledgement's).
+incident is still open; `step` counts the reminders, `version` is the acknowledgement's), `unsilence`
+(the silence an incident was opened under ends: page it if it still fires).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import msgspec
 
 from tocsin.events.base import Event
 
-TimerKind = Literal["escalate", "contact", "remind"]
+TimerKind = Literal["escalate", "contact", "remind", "unsilence"]
 
 
 class TimerRequested(Event, frozen=True, kw_only=True, tag="timer.requested"):

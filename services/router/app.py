@@ -19,6 +19,7 @@ from tocsin.events.base import Event, stable_id, utcnow
 from tocsin.events.bus import Bus, consume, decode_or_drop, extract_context
 from tocsin.events.config import DELIVERABLE_KINDS
 from tocsin.events.configbus import ConfigWatcher
+from tocsin.events.directory import local_to_utc
 from tocsin.events.durations import parse_duration
 from tocsin.events.incidents import IncidentState
 from tocsin.events.observability import tracer
@@ -236,13 +237,39 @@ class Router:
         state, _ = await self.repo.execute(slot.incident_id, command, at=self.clock,
                                            event_id=stable_id("opened", slot.incident_id))
         assert state is not None
-        await self._page(state, 0, 0, message_kind="page", include_broadcast=True)
+        await self._page_or_silence(state)
+
+    async def _page_or_silence(self, state: IncidentState) -> None:
+        """Page the first step, unless a silence matches the incident's labels: then record it on the
+        timeline and ask for a timer at its end (same ids when done again after a crash)."""
+        silence = self.active_silence(state.labels, self.clock())
+        if silence is None:
+            await self._page(state, 0, 0, message_kind="page", include_broadcast=True)
+            return
+        until, comment = silence
+        silenced, _ = await self.repo.execute(
+            state.id, incidents.Silence(until=until, comment=comment), at=self.clock,
+            event_id=stable_id("silenced", state.id, until.isoformat()))
+        await self.bus.publish_many([(timers.requested_subject(state.id), timers.TimerRequested(
+            id=stable_id("unsilence", state.id, until.isoformat()), aggregate_id=state.id,
+            version=(silenced or state).version, at=self.clock(), kind="unsilence", due_at=until,
+            incident_id=state.id))])
+
+    def active_silence(self, labels: dict[str, str], when: datetime) -> tuple[datetime, str] | None:
+        """(end, comment) of the silence that covers these labels now and ends last, if any."""
+        config = self.config.directory.config
+        found: tuple[datetime, str] | None = None
+        for silence in config.silences:
+            starts, ends = (local_to_utc(t, config.timezone) for t in (silence.starts, silence.ends))
+            if starts <= when < ends and matches(silence.matchers, labels) and (found is None or ends > found[0]):
+                found = (ends, silence.comment)
+        return found
 
     async def _attach(self, state: IncidentState, alert: alerts.AlertReceived) -> None:
         if state.alert_id == alert.id:
             # This very alert opened the incident and was redelivered: finish its paging (same ids).
             if (state.step, state.repeat) == (0, 0) and state.status == "triggered":
-                await self._page(state, 0, 0, message_kind="page", include_broadcast=True)
+                await self._page_or_silence(state)
             return
         command = incidents.AttachAlert(alert_id=alert.id, dedup_key=alert.dedup_key, status=alert.status,
                                         title=alert.title)
@@ -271,6 +298,12 @@ class Router:
             return
         if fired.kind == "remind":
             await self._remind(state, fired)
+            return
+        if fired.kind == "unsilence":
+            # The silence ended: page if it still fires and nobody acknowledged (a longer silence that
+            # covers it now silences it again).
+            if state.status == "triggered" and state.firing_alerts and (state.step, state.repeat) == (0, 0):
+                await self._page_or_silence(state)
             return
         if fired.kind == "contact":
             if state.status == "triggered" and bytes(fired.payload) != b"null":
