@@ -401,3 +401,34 @@ async def test_a_silenced_incident_resolved_before_the_end_never_pages(stack, nt
     clock.advance(timedelta(hours=2))
     await _settle()
     assert ntfy.requests == []
+
+
+async def test_shift_reminder_tells_the_next_person_once(stack, ntfy, clock):
+    from datetime import UTC, datetime
+    first_handoff = (datetime.now(UTC) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+    await stack.start(f"""
+timezone: UTC
+security: {{allow_private_networks: true}}
+providers: {{ntfy: {{server: "{ntfy.url}"}}}}
+users:
+  alice: {{contacts: {{push: {{type: ntfy, topic: alice-pages}}}}}}
+  bob: {{contacts: {{push: {{type: ntfy, topic: bob-pages}}}}}}
+teams:
+  infra:
+    members: [alice, bob]
+    rotations: {{primary: {{members: [alice, bob], shift: 1d, start: "{first_handoff}"}}}}
+    escalation: {{steps: [{{notify: ["rotation:primary"]}}]}}
+    shift_reminder: 24h
+""")
+    [reminder] = await ntfy.wait_for(1)
+    assert reminder.json()["topic"] == "alice-pages"          # alice takes over in two hours
+    assert "On call for infra (primary) from" in reminder.json()["title"]
+    await _settle()
+    assert len(ntfy.requests) == 1                             # once, though the scheduler ticks on
+    clock.advance(timedelta(hours=3))                          # bob's shift is now less than 24 h away
+    await ntfy.wait_for(2)
+    assert ntfy.requests[1].json()["topic"] == "bob-pages"
+    await _settle()
+    assert len(ntfy.requests) == 2
+    count = await stack.pool.fetchval("SELECT count(*) FROM scheduler_shift_reminders")
+    assert count == 2

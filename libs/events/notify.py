@@ -8,7 +8,7 @@ import msgspec
 
 from tocsin.events.base import Event
 
-MessageKind = Literal["page", "escalation", "reminder", "resolved", "acknowledged", "test", "notice"]
+MessageKind = Literal["page", "escalation", "reminder", "resolved", "acknowledged", "test", "notice", "shift"]
 
 
 class NotificationRequested(Event, frozen=True, kw_only=True, tag="notification.requested"):

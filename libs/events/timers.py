@@ -3,7 +3,8 @@
 Timer kinds: `escalate` (a step's wait passed), `contact` (a contact rule's delay passed; `payload`
 holds the notification to send if the incident is still unacknowledged), `remind` (an acknowledged
 incident is still open; `step` counts the reminders, `version` is the acknowledgement's), `unsilence`
-(the silence an incident was opened under ends: page it if it still fires).
+(the silence an incident was opened under ends: page it if it still fires), `shift` (someone's shift
+starts soon: `payload` says whose and when; no incident).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import msgspec
 
 from tocsin.events.base import Event
 
-TimerKind = Literal["escalate", "contact", "remind", "unsilence"]
+TimerKind = Literal["escalate", "contact", "remind", "unsilence", "shift"]
 
 
 class TimerRequested(Event, frozen=True, kw_only=True, tag="timer.requested"):
@@ -38,6 +39,17 @@ class TimerFired(Event, frozen=True, kw_only=True, tag="timer.fired"):
     repeat: int = 0
     by: str = "system"          # a person, when the API asks to escalate now
     payload: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))
+
+
+class ShiftDue(msgspec.Struct, frozen=True):
+    """The payload of a `shift` TimerFired: whose shift starts when (UTC), and the rotation's zone."""
+
+    team: str
+    rotation: str
+    user: str
+    start: datetime
+    end: datetime
+    timezone: str
 
 
 TimerEvent = TimerRequested | TimerFired

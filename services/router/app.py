@@ -8,6 +8,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import msgspec
 from nats.aio.msg import Msg
@@ -290,6 +291,9 @@ class Router:
 
     async def on_timer(self, fired: timers.TimerFired) -> None:
         self.decisions += 1
+        if fired.kind == "shift":
+            await self._shift_reminder(fired)
+            return
         state, _ = await self.repo.load(fired.incident_id, fresh=True)
         if state is None or state.status == "resolved":
             return
@@ -328,6 +332,23 @@ class Router:
             return
         if events and new_state is not None:
             await self._page(new_state, *nxt, message_kind="escalation", include_broadcast=False)
+
+    async def _shift_reminder(self, fired: timers.TimerFired) -> None:
+        """Tell someone their shift starts soon, through their contact rules, in the rotation's zone."""
+        shift = msgspec.json.decode(fired.payload, type=timers.ShiftDue)
+        zone = ZoneInfo(shift.timezone)
+        start, end = (t.astimezone(zone).strftime("%a %d %b %H:%M") for t in (shift.start, shift.end))
+        title = f"On call for {shift.team} ({shift.rotation}) from {start} to {end} {shift.timezone}"
+        out: list[tuple[str, Event]] = []
+        for rule in self.config.directory.contact_plan(shift.user):
+            if rule.kind in DELIVERABLE_KINDS:
+                out.append((notify.subject(rule.kind), notify.NotificationRequested(
+                    id=stable_id("shift", fired.timer_id, rule.contact), at=self.clock(), channel_kind=rule.kind,
+                    channel=f"{shift.user}/{rule.contact}", user=shift.user,
+                    destination=public_fields(rule.destination), message_kind="shift", title=title,
+                    severity="info", status="")))
+        if out:
+            await self.bus.publish_many(out)
 
     async def _remind(self, state: IncidentState, fired: timers.TimerFired) -> None:
         """Still acknowledged, and by the same acknowledgement: remind whoever acknowledged (or, for an

@@ -15,7 +15,9 @@ from nats.aio.msg import Msg
 from tocsin.events import incidents, pg, timers
 from tocsin.events.base import utcnow
 from tocsin.events.bus import Bus, consume
+from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.streams import SCHEDULER_INCIDENTS, SCHEDULER_REQUESTS
+from tocsin.scheduler.modules import shift_reminders
 from tocsin.scheduler.modules import timers as timers_module
 from tocsin.scheduler.settings import Settings
 
@@ -51,11 +53,12 @@ WHERE t.state = 'pending' AND t.incident_id = m.incident_id AND t.incident_id = 
 
 class Scheduler:
     def __init__(self, settings: Settings, bus: Bus, pool: asyncpg.Pool,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, config: ConfigWatcher | None = None) -> None:
         self.settings = settings
         self.bus = bus
         self.pool = pool
         self.clock = clock
+        self.config = config
         self.lateness: list[float] = []   # seconds, of recently fired timers
 
     async def run(self) -> None:
@@ -113,6 +116,8 @@ class Scheduler:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races its result.
         async with self.pool.acquire() as conn, asyncio.timeout(30):
             late = await timers_module.tick(conn, self.bus, self.clock(), self.settings.batch)
+            if self.config is not None:
+                await shift_reminders.tick(conn, self.bus, self.config.directory, self.clock())
         self.lateness = (self.lateness + late)[-10_000:]
         return len(late)
 
@@ -134,13 +139,16 @@ async def run(settings: Settings, bus: Bus | None = None, pool: asyncpg.Pool | N
     own_bus, own_pool = bus is None, pool is None
     bus = bus or await Bus.connect(settings.nats_url, "tocsin-scheduler")
     pool = pool or await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    watcher = ConfigWatcher(bus)
     try:
         await bus.ensure_streams()
         if own_pool:   # run alone: bring its own tables up to date (idempotent, under an advisory lock)
             async with pool.acquire() as conn:
                 await pg.migrate(conn, "scheduler", "tocsin.scheduler")
-        await Scheduler(settings, bus, pool, clock).run()
+        await watcher.start()
+        await Scheduler(settings, bus, pool, clock, watcher).run()
     finally:
+        await watcher.stop()
         if own_pool:
             await pool.close()
         if own_bus:

@@ -83,7 +83,7 @@ class Channel:
 
 def subject_line(message: NotificationRequested) -> str:
     prefix = {"page": "", "escalation": "Escalated: ", "reminder": "Reminder: ", "resolved": "Resolved: ",
-              "acknowledged": "Acknowledged: ", "test": "Test: ", "notice": ""}[message.message_kind]
+              "acknowledged": "Acknowledged: ", "test": "Test: ", "notice": "", "shift": ""}[message.message_kind]
     number = f"#{message.incident_number} " if message.incident_number else ""
     return f"{prefix}{number}[{message.severity.upper()}] {message.title}"
 
