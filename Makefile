@@ -50,6 +50,9 @@ lint: install
 bench: install system-deps
 	$(BIN)/python bench/e2e_latency.py
 	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/router.py
+	$(BIN)/python bench/schedule.py
+	$(BIN)/python bench/timers.py
 
 # Refresh the pins after changing dependencies in pyproject.toml.
 lock:
