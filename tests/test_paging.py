@@ -403,8 +403,9 @@ async def test_a_silenced_incident_resolved_before_the_end_never_pages(stack, nt
     assert ntfy.requests == []
 
 
-async def test_shift_reminder_tells_the_next_person_once(stack, ntfy, clock):
+async def test_shift_reminder_tells_the_next_person_once(stack, ntfy, clock, monkeypatch):
     from datetime import UTC, datetime
+    monkeypatch.setenv("TOCSIN_SCHEDULER_SHIFT_CHECK", "0.2")
     first_handoff = (datetime.now(UTC) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
     await stack.start(f"""
 timezone: UTC

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -59,6 +60,8 @@ class Scheduler:
         self.pool = pool
         self.clock = clock
         self.config = config
+        self._shifts_known: set[str] = set()   # shift reminders already stored (see modules/shift_reminders)
+        self._shifts_checked = 0.0
         self.lateness: list[float] = []   # seconds, of recently fired timers
 
     async def run(self) -> None:
@@ -116,8 +119,12 @@ class Scheduler:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races its result.
         async with self.pool.acquire() as conn, asyncio.timeout(30):
             late = await timers_module.tick(conn, self.bus, self.clock(), self.settings.batch)
-            if self.config is not None:
-                await shift_reminders.tick(conn, self.bus, self.config.directory, self.clock())
+            # Shift reminders need no sub-second precision: look every few seconds, not every tick.
+            if self.config is not None and \
+                    time.monotonic() - self._shifts_checked >= self.settings.shift_check_seconds:
+                self._shifts_checked = time.monotonic()
+                await shift_reminders.tick(conn, self.bus, self.config.directory, self.clock(),
+                                           self._shifts_known)
         self.lateness = (self.lateness + late)[-10_000:]
         return len(late)
 

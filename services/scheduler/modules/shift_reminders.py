@@ -20,7 +20,11 @@ from tocsin.events.durations import parse_duration
 name = "shift_reminders"
 
 
-async def tick(conn: asyncpg.Connection, bus: Bus, directory: Directory, now: datetime) -> int:
+async def tick(conn: asyncpg.Connection, bus: Bus, directory: Directory, now: datetime,
+               known: set[str] | None = None) -> int:
+    """`known` holds the keys this scheduler already saw stored, so that a shift inside its lead time costs
+    no transaction on every later tick."""
+    known = set() if known is None else known
     due: list[tuple[str, timers.ShiftDue]] = []
     for (team, rotation_name), rotation in directory.rotations().items():
         lead = parse_duration(directory.config.teams[team].shift_reminder)
@@ -29,6 +33,8 @@ async def tick(conn: asyncpg.Connection, bus: Bus, directory: Directory, now: da
         for shift in rotation.shifts(now, now + lead + timedelta(seconds=1)):
             if now < shift.start <= now + lead:
                 key = f"{team}/{rotation_name}/{shift.user}/{shift.start.isoformat()}"
+                if key in known:
+                    continue
                 due.append((key, timers.ShiftDue(team=team, rotation=rotation_name, user=shift.user, start=shift.start,
                                           end=shift.end, timezone=rotation.timezone)))
     if not due:
@@ -43,4 +49,7 @@ async def tick(conn: asyncpg.Connection, bus: Bus, directory: Directory, now: da
             for key, shift in due if key in new]
         if events:
             await bus.publish_many([(timers.fired_subject("shift"), e) for e in events])
+    known.update(k for k, _ in due)
+    if len(known) > 100_000:   # shifts long past; they cannot come within a lead time again
+        known.clear()
     return len(events)
