@@ -22,10 +22,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import multiprocessing as mp
 import os
-import platform
 import shlex
 import shutil
 import signal
@@ -34,6 +32,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from measure import cpu_seconds, machine, pct
 
 ROUTE_TOKEN = "bench-route-token-0001"
 CONFIG = """\
@@ -55,18 +55,6 @@ routes:
 """
 
 
-def pct(values: list[float], q: float) -> float:
-    """The q-quantile (nearest rank), in milliseconds, of values in seconds; nan when there are none."""
-    s = sorted(values)
-    return 1000 * s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))] if s else math.nan
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU of a process so far (Linux /proc); nan without a pid."""
-    if pid is None:
-        return math.nan
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def receive(conn) -> tuple:  # type: ignore[no-untyped-def, type-arg]
@@ -257,12 +245,6 @@ async def serve_stack(conn, nats_url: str, database_url: str, config: Path, nats
     finally:
         await stack.stop()
 
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown")
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}; load average {load}"
 
 
 def report(r: dict, warmup: float) -> None:  # type: ignore[type-arg]

@@ -36,6 +36,7 @@ from pathlib import Path
 import aiohttp
 import msgspec
 from aiohttp import web
+from measure import pct
 
 from tocsin.embedded import EmbeddedNats, free_port
 from tocsin.events.base import new_id, utcnow
@@ -68,10 +69,6 @@ request = function()
 end
 """.replace("TOKEN", TOKEN)
 
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))] * 1000 if s else float("nan")
 
 
 async def publish_config(bus: Bus, sink: str) -> None:

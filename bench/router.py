@@ -50,7 +50,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import random
 import shlex
 import shutil
@@ -63,6 +62,7 @@ from pathlib import Path
 
 import msgspec
 import nats
+from measure import cpu_seconds, load_average, machine, pct
 
 from tocsin.cli import use_uvloop
 from tocsin.embedded import EmbeddedNats
@@ -92,31 +92,8 @@ BATCH = 64   # the router's default batch (router Settings.batch)
 POLL = 0.02
 
 
-def pct(values: list[float], q: float) -> float:
-    """The q-quantile (nearest rank), in milliseconds, of values in seconds; nan when there are none."""
-    s = sorted(values)
-    return 1000 * s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))] if s else math.nan
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU of a process so far (Linux /proc); nan without a pid."""
-    if pid is None:
-        return math.nan
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return math.nan
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown")
-    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}"
-
-
-def load_average() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 # ----------------------------------------------------------------------------- the backlog

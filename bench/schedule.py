@@ -37,16 +37,14 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
-import os
-import platform
 import random
 import shlex
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from measure import load_average, machine, pct
 
 from tocsin.events.schedule import Override, Rotation, Shift
 
@@ -55,11 +53,6 @@ ZONES = ("Europe/Berlin", "America/New_York", "Australia/Lord_Howe")
 HANDOFF_TIMES = ((9, 0), (8, 30), (18, 0), (2, 30))
 AIM_MS = 50.0
 
-
-def pct(values: list[float], q: float) -> float:
-    """The q-quantile (nearest rank) of values in seconds, in milliseconds."""
-    s = sorted(values)
-    return 1000 * s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))] if s else math.nan
 
 
 def build_rotations(count: int, now: datetime, days: int, seed: int = 20261127) -> list[Rotation]:
@@ -142,14 +135,6 @@ def timed(fn, repeats: int, warmup: int = 3) -> list[float]:  # type: ignore[no-
     return out
 
 
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown")
-    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}"
-
-
-def load_average() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> int:

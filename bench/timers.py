@@ -44,9 +44,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
-import os
-import platform
 import shlex
 import shutil
 import signal
@@ -57,6 +54,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
+from measure import cpu_seconds, load_average, machine, pct
 
 from tocsin.cli import use_uvloop
 from tocsin.embedded import EmbeddedNats, EmbeddedPostgres
@@ -88,27 +86,8 @@ def config_text(rotations: int) -> str:
     return json.dumps({"security": {"allow_private_networks": True}, "users": users, "teams": teams})
 
 
-def pct(values: list[float], q: float) -> float:
-    """The q-quantile (nearest rank), in milliseconds, of values in seconds; nan when there are none."""
-    s = sorted(values)
-    return 1000 * s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))] if s else math.nan
 
 
-def cpu_seconds(pid: int | None) -> float:
-    if pid is None:
-        return math.nan
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown")
-    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}"
-
-
-def load_average() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 class Watcher:
