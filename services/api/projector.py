@@ -53,7 +53,6 @@ class Projector:
         self.bus = bus
         self.pool = pool
         self.dsn = dsn
-        self.positions: dict[str, int] = {}
 
     async def run(self) -> None:
         """Project until cancelled. One projector at a time across API replicas (a Postgres advisory lock
@@ -126,7 +125,6 @@ class Projector:
             await conn.execute(
                 "INSERT INTO api_projection_offsets (stream, last_seq) VALUES ($1, $2) "
                 "ON CONFLICT (stream) DO UPDATE SET last_seq = EXCLUDED.last_seq", stream, top)
-        self.positions[stream] = max(self.positions.get(stream, 0), top)
 
     def _decoded(self, stream: str, items: list[tuple[int, bytes]], decoder: msgspec.json.Decoder[Any]) -> list[
             tuple[int, bytes, Any]]:

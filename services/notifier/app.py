@@ -56,7 +56,6 @@ class Notifier:
         unknown = [k for k in self.kinds if k not in REGISTRY]
         if unknown:
             raise ValueError(f"unknown channel kinds: {', '.join(unknown)} (known: {', '.join(REGISTRY)})")
-        self.sent = 0
 
     async def run(self) -> None:
         self.ledger = Ledger(await self.bus.kv(DELIVERY_LEDGER_BUCKET))
@@ -137,8 +136,6 @@ class Notifier:
             done = Entry(state="failed", attempts=attempts, error=result.error)
         await self.ledger.put(message.id, done)
         await self._record(message, done)
-        if done.state == "delivered":
-            self.sent += 1
         if msg is not None:
             await msg.ack()
 

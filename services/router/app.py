@@ -53,7 +53,6 @@ class Router:
         self.config = config
         self.clock = clock
         self.repo = IncidentRepository(bus)
-        self.decisions = 0
         self._counter: tuple[int, int] | None = None   # incident number counter: (value, KV revision)
         self._counter_lock = asyncio.Lock()
 
@@ -133,7 +132,6 @@ class Router:
     # ------------------------------------------------------------------ alerts
 
     async def on_alert(self, alert: alerts.AlertReceived) -> None:
-        self.decisions += 1
         directory = self.config.directory
         route = directory.config.routes.get(alert.route)
         if route is None or route.team not in directory.config.teams:
@@ -290,7 +288,6 @@ class Router:
     # ------------------------------------------------------------------ timers
 
     async def on_timer(self, fired: timers.TimerFired) -> None:
-        self.decisions += 1
         if fired.kind == "shift":
             await self._shift_reminder(fired)
             return
