@@ -16,12 +16,13 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 # Debian packages the tests use as real peers: PostgreSQL server binaries (the embedded cluster),
-# a real Prometheus Alertmanager, and wrk for throughput figures.
+# a real Prometheus Alertmanager, wrk for throughput figures, and Chromium for the browser tests.
 system-deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tocsin import runtime
+from tocsin.events import keys
 
 USAGE_ERROR = 2
 
@@ -18,6 +19,9 @@ def _connect_env(data_dir: Path) -> None:
     nats_url, database_url = runtime.urls(data_dir)
     os.environ.setdefault("TOCSIN_NATS_URL", nats_url)
     os.environ.setdefault("TOCSIN_DATABASE_URL", database_url)
+    key_file = data_dir / keys.KEY_FILE
+    if not os.environ.get(keys.KEY_ENV) and key_file.is_file():
+        os.environ[keys.KEY_ENV] = key_file.read_text().strip()
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -39,6 +43,11 @@ def cmd_service(args: argparse.Namespace) -> int:
     if not (os.environ.get("TOCSIN_NATS_URL") and (args.service in ("intake", "router", "notifier")
                                                     or os.environ.get("TOCSIN_DATABASE_URL"))):
         _connect_env(Path(args.data_dir))
+    if args.service in ("notifier", "api") and not os.environ.get(keys.KEY_ENV):
+        # No built-in key to fall back on: signed links and sessions would be forgeable.
+        print(f"no secret key: set {keys.KEY_ENV} (at least {keys.MIN_KEY_CHARS} characters), the same for every "
+              "api and notifier process", file=sys.stderr)
+        return USAGE_ERROR
     if args.service == "intake":
         from tocsin.intake.__main__ import main as intake_main
         intake_main()

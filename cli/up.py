@@ -20,7 +20,7 @@ from tocsin import runtime
 from tocsin.api.app import create_app as create_api
 from tocsin.api.settings import Settings as ApiSettings
 from tocsin.embedded import EmbeddedNats, embedded_postgres
-from tocsin.events import pg
+from tocsin.events import keys, pg
 from tocsin.events.base import utcnow
 from tocsin.events.bus import Bus
 from tocsin.events.configbus import ConfigWatcher
@@ -83,19 +83,20 @@ class Stack:
     def __init__(self, nats_url: str, database_url: str, *, http: str, config_file: str = "",
                  public_url: str = "", clock: Callable[[], datetime] = utcnow,
                  services: tuple[str, ...] = ("router", "scheduler", "notifier"),
-                 smtp: str | None = None, udp: str | None = None) -> None:
+                 smtp: str | None = None, udp: str | None = None, secret_key: bytes | None = None) -> None:
         self.nats_url, self.database_url, self.http = nats_url, database_url, http
         self.clock = clock
         self.services = services   # the consumers to run here; intake and API always are
         host, port = parse_listen(http, 8080)
         self.host, self.port = host, port
         public = public_url or os.environ.get("TOCSIN_PUBLIC_URL") or f"http://{host}:{port}"
+        key = keys.secret_key() if secret_key is None else secret_key
         self.api_settings = replace(ApiSettings.from_env(), nats_url=nats_url, database_url=database_url,
-                                    listen=http, public_url=public, config_file=config_file)
+                                    listen=http, public_url=public, config_file=config_file, secret_key=key)
         self.router_settings = replace(RouterSettings.from_env(), nats_url=nats_url, public_url=public)
         self.scheduler_settings = replace(SchedulerSettings.from_env(), nats_url=nats_url,
                                           database_url=database_url)
-        self.notifier_settings = replace(NotifierSettings.from_env(), nats_url=nats_url)
+        self.notifier_settings = replace(NotifierSettings.from_env(), nats_url=nats_url, secret_key=key)
         self.intake_settings = replace(IntakeSettings.from_env(), nats_url=nats_url)
         if smtp is not None:
             self.intake_settings = replace(self.intake_settings, smtp_listen=smtp)
@@ -187,7 +188,7 @@ def up(config: str, data_dir: Path) -> int:
             database_url = pg_server.url()
         runtime.write(data_dir, runtime.Runtime(nats_url=nats_url, database_url=database_url, http=http,
                                                 pid=os.getpid()))
-        asyncio.run(_serve(nats_url, database_url, http, config))
+        asyncio.run(_serve(nats_url, database_url, http, config, keys.secret_key(data_dir)))
         return 0
     finally:
         runtime.remove(data_dir)
@@ -197,8 +198,8 @@ def up(config: str, data_dir: Path) -> int:
             nats.stop()
 
 
-async def _serve(nats_url: str, database_url: str, http: str, config: str) -> None:
-    stack = Stack(nats_url, database_url, http=http, config_file=config)
+async def _serve(nats_url: str, database_url: str, http: str, config: str, key: bytes) -> None:
+    stack = Stack(nats_url, database_url, http=http, config_file=config, secret_key=key)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -24,6 +24,10 @@ from tocsin.embedded import EmbeddedNats, EmbeddedPostgres
 from tocsin.events.bus import Bus
 from tocsin.up import Stack, migrate_all
 
+# One key for the whole run, inherited by every service subprocess a test starts (as an operator would set it
+# for every api and notifier process). Tests of a missing key unset it themselves.
+os.environ.setdefault("TOCSIN_SECRET_KEY", "tocsin-test-key-" + uuid.uuid4().hex)
+
 # Payloads captured from real tools. The project's shared/ folder beside the checkout has the newest;
 # tests/fixtures is a copy of it, so a checkout on its own still runs every test.
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"

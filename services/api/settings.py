@@ -3,6 +3,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from tocsin.events.keys import env_secret_key
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -13,9 +15,12 @@ class Settings:
     config_file: str = ""               # applied at start when set (TOCSIN_CONFIG)
     max_body_bytes: int = 1024 * 1024
 
+    secret_key: bytes = b""            # TOCSIN_SECRET_KEY, or the data dir's under `tocsin up`
+
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
+            secret_key=env_secret_key(),
             nats_url=os.environ.get("TOCSIN_NATS_URL", cls.nats_url),
             database_url=os.environ.get("TOCSIN_DATABASE_URL", cls.database_url),
             listen=os.environ.get("TOCSIN_HTTP", cls.listen),

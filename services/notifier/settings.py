@@ -3,6 +3,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from tocsin.events.keys import env_secret_key
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -13,10 +15,13 @@ class Settings:
     http_timeout: float = 10.0
     max_deliveries: int = 20             # then the notification is recorded as failed
 
+    secret_key: bytes = b""            # TOCSIN_SECRET_KEY, or the data dir's under `tocsin up`
+
     @classmethod
     def from_env(cls, kinds: str = "") -> Settings:
         chosen = kinds or os.environ.get("TOCSIN_NOTIFIER_KINDS", "")
         return cls(
+            secret_key=env_secret_key(),
             nats_url=os.environ.get("TOCSIN_NATS_URL", cls.nats_url),
             kinds=tuple(k.strip() for k in chosen.split(",") if k.strip()),
         )
