@@ -96,7 +96,8 @@ class Stack:
         self.router_settings = replace(RouterSettings.from_env(), nats_url=nats_url, public_url=public)
         self.scheduler_settings = replace(SchedulerSettings.from_env(), nats_url=nats_url,
                                           database_url=database_url)
-        self.notifier_settings = replace(NotifierSettings.from_env(), nats_url=nats_url, secret_key=key)
+        self.notifier_settings = replace(NotifierSettings.from_env(), nats_url=nats_url, secret_key=key,
+                                         public_url=public)
         self.intake_settings = replace(IntakeSettings.from_env(), nats_url=nats_url)
         if smtp is not None:
             self.intake_settings = replace(self.intake_settings, smtp_listen=smtp)

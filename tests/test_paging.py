@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from harness import FakeProvider, StackHandle, eventually
+from tocsin.events.keys import env_secret_key
+from tocsin.events.signing import read_action_token
 
 ROUTE_TOKEN = "route-token-example-0001"
 
@@ -433,3 +435,48 @@ teams:
     assert len(ntfy.requests) == 2
     count = await stack.pool.fetchval("SELECT count(*) FROM scheduler_shift_reminders")
     assert count == 2
+
+
+async def test_ntfy_action_buttons_acknowledge_as_the_person_paged(stack, ntfy, fixtures_dir):
+    await stack.start(config(ntfy))
+    await open_incident(stack, fixtures_dir, ntfy)
+    page = ntfy.requests[0].json()
+    buttons = {a["label"]: a for a in page["actions"]}
+    assert buttons["Open incident"]["action"] == "view"
+    ack = buttons["Acknowledge"]
+    assert ack["action"] == "http" and ack["method"] == "POST"
+    assert ack["url"].startswith(f"{stack.url}/api/v1/answer/") and ack["url"].endswith("?action=acknowledge")
+    token = ack["url"].split("/answer/")[1].split("?")[0]
+    incident_id, user, _ = read_action_token(env_secret_key(), token)
+    assert user == "alice"
+    incident = await stack.incident(incident_id)
+    assert incident["status"] == "triggered"
+
+    # Following the link (a mail scanner, a link preview) only shows a confirm page.
+    async with stack.session.get(ack["url"].split("?")[0]) as resp:
+        assert resp.status == 200
+        text = await resp.text()
+        assert "answering as <b>alice</b>" in text and "method=post" in text
+    assert (await stack.incident(incident["id"]))["status"] == "triggered"
+
+    # A forged or altered token is refused and changes nothing.
+    forged = ack["url"].replace("/answer/", "/answer/x")
+    async with stack.session.post(forged, headers={"Accept": "application/json"}) as resp:
+        assert resp.status == 403
+        assert (await resp.json())["error"]["code"] == "bad_link"
+
+    async with stack.session.post(ack["url"], headers=ack["headers"]) as resp:
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["status"] == "acknowledged"
+    detail = await eventually(lambda: _acknowledged(stack, incident["id"]))
+    assert detail["acknowledged_by"] == "alice"
+    # Pressing it again is harmless; resolving from the same notification works too.
+    async with stack.session.post(ack["url"], headers=ack["headers"]) as resp:
+        assert resp.status == 200
+    async with stack.session.post(buttons["Resolve"]["url"], headers={"Accept": "application/json"}) as resp:
+        assert (await resp.json())["status"] == "resolved"
+
+
+async def _acknowledged(stack: StackHandle, incident_id: str) -> dict | None:
+    detail = await stack.incident(incident_id)
+    return detail if detail["status"] == "acknowledged" else None

@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from tocsin.api import config_store, configviews, incidents, oncall
+from tocsin.api import answers, config_store, configviews, incidents, oncall
 from tocsin.api.context import CONTEXT, Context
 from tocsin.api.projector import Projector
 from tocsin.api.settings import Settings
@@ -71,6 +71,7 @@ def add_routes(app: web.Application) -> None:
     incidents.add_routes(app)
     oncall.add_routes(app)
     configviews.add_routes(app)
+    answers.add_routes(app)
 
 
 def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool | None = None,

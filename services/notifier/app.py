@@ -23,7 +23,7 @@ from tocsin.events.notify import NotificationRequested
 from tocsin.events.observability import tracer
 from tocsin.events.streams import DELIVERY_LEDGER_BUCKET, notifier_consumer
 from tocsin.notifier.channels import REGISTRY
-from tocsin.notifier.channels.base import Channel, DeliveryResult, Target
+from tocsin.notifier.channels.base import ActionLinks, Channel, DeliveryResult, Target
 from tocsin.notifier.ledger import Entry, Ledger
 from tocsin.notifier.netguard import GuardedResolver, PrivateAddressRefused, check_url
 from tocsin.notifier.settings import Settings
@@ -53,6 +53,7 @@ class Notifier:
         self.bus = bus
         self.config = config
         self.kinds = settings.kinds or tuple(REGISTRY)
+        self.links = ActionLinks(settings.public_url, settings.secret_key)
         unknown = [k for k in self.kinds if k not in REGISTRY]
         if unknown:
             raise ValueError(f"unknown channel kinds: {', '.join(unknown)} (known: {', '.join(REGISTRY)})")
@@ -78,7 +79,7 @@ class Notifier:
                 or os.environ.get("TOCSIN_ALLOW_PRIVATE_NETWORKS", "") in ("1", "true", "yes"))
 
     def channel(self, kind: str) -> Channel:
-        return REGISTRY[kind](self._sessions[self.allow_private])
+        return REGISTRY[kind](self._sessions[self.allow_private], self.links)
 
     async def _handle_batch(self, msgs: list[Msg]) -> None:
         # Each message stands alone: one that fails is handed back alone, never its whole batch.

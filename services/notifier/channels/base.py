@@ -9,6 +9,7 @@ import aiohttp
 
 from tocsin.events.config import SECRET_FIELDS
 from tocsin.events.notify import NotificationRequested
+from tocsin.events.signing import action_token
 
 Outcome = Literal["ok", "retry", "permanent"]
 
@@ -70,12 +71,35 @@ class Target:
         return f"Target(fields={mask(self.fields)!r}, provider={mask(self.provider)!r})"
 
 
+@dataclass(frozen=True)
+class ActionLinks:
+    """Signed links that let the person a page was sent to acknowledge or resolve it from the channel.
+
+    The API's `/api/v1/answer/{token}` serves them: GET shows a confirm page that POSTs (so a mail scanner
+    that follows links cannot acknowledge), POST acts (ntfy and Web Push action buttons post directly)."""
+
+    public_url: str
+    key: bytes
+
+    def token(self, message: NotificationRequested) -> str:
+        return action_token(self.key, incident_id=message.aggregate_id, user=message.user or message.channel,
+                            notification_id=message.id)
+
+    def url(self, message: NotificationRequested, action: str = "") -> str:
+        """The answer link for this notification ('' for a notice, which has no incident)."""
+        if not message.aggregate_id or not self.key:
+            return ""
+        query = f"?action={action}" if action else ""
+        return f"{self.public_url}/api/v1/answer/{self.token(message)}{query}"
+
+
 class Channel:
     kind: ClassVar[str]
     supports_ack_buttons: ClassVar[bool] = False
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, links: ActionLinks | None = None) -> None:
         self.session = session
+        self.links = links or ActionLinks("", b"")
 
     async def send(self, message: NotificationRequested, target: Target) -> DeliveryResult:
         raise NotImplementedError

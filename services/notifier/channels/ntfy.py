@@ -10,6 +10,7 @@ from tocsin.notifier.channels.base import Channel, DeliveryResult, Target, resul
 PRIORITY = {"critical": 5, "error": 4, "warning": 3, "info": 2}
 # ntfy accepts 1-5 or these names (https://docs.ntfy.sh/publish/#message-priority).
 PRIORITY_NAMES = {"min": 1, "low": 2, "default": 3, "high": 4, "max": 5, "urgent": 5}
+ANSWERABLE = ("page", "escalation", "reminder")
 TAGS = {"critical": "rotating_light", "error": "warning", "warning": "warning", "info": "information_source"}
 
 
@@ -36,9 +37,17 @@ class NtfyChannel(Channel):
             "priority": priority,
             "tags": [t for t in [TAGS.get(message.severity, "bell"), *target.get("tags").split(",")] if t],
         }
+        actions: list[dict[str, object]] = []
         if message.link:
             body["click"] = message.link
-            body["actions"] = [{"action": "view", "label": "Open incident", "url": message.link}]
+            actions.append({"action": "view", "label": "Open incident", "url": message.link})
+        if message.message_kind in ANSWERABLE and self.links.url(message):
+            # ntfy's http action POSTs from the phone, straight to the signed answer link.
+            actions += [{"action": "http", "label": label, "url": self.links.url(message, action),
+                         "method": "POST", "headers": {"Accept": "application/json"}, "clear": True}
+                        for action, label in (("acknowledge", "Acknowledge"), ("resolve", "Resolve"))]
+        if actions:
+            body["actions"] = actions
         headers = {}
         if target.get("token"):
             headers["Authorization"] = f"Bearer {target.get('token')}"
