@@ -8,26 +8,57 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import msgspec
 from aiohttp import web
 
-from tocsin.api import answers, config_store, configviews, incidents, oncall
+from tocsin.api import answers, apidocs, config_store, configviews, incidents, oncall
 from tocsin.api.context import CONTEXT, Context
 from tocsin.api.projector import Projector
 from tocsin.api.settings import Settings
-from tocsin.events import pg
+from tocsin.events import openapi, pg
 from tocsin.events.bus import Bus
 from tocsin.events.config import read_config
 from tocsin.events.configbus import ConfigWatcher
+from tocsin.events.openapi import Endpoint, Param, respond
 from tocsin.events.tasks import cancel_and_wait
 from tocsin.events.web import ApiError, error_middleware
 
 log = logging.getLogger("tocsin.api")
 
 
+class Health(msgspec.Struct, kw_only=True):
+    status: str
+
+
+class Ready(msgspec.Struct, kw_only=True):
+    status: str
+    nats: str
+    postgres: str
+
+
+class AlertView(msgspec.Struct, kw_only=True):
+    """An alert as intake normalized it, `raw` as the sender sent it, and the incident it opened or joined."""
+
+    id: str
+    at: str
+    source: str
+    route: str
+    dedup_key: str
+    status: str
+    severity: str
+    title: str
+    details: str = ""
+    labels: dict[str, str] = {}
+    links: list[dict[str, str]] = []
+    raw: Any = None
+    incident_id: str | None
+
+
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return respond(Health(status="ok"))
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -40,7 +71,7 @@ async def readyz(request: web.Request) -> web.Response:
             checks["postgres"] = "ok"
     if any(v != "ok" for v in checks.values()):
         raise ApiError(503, "not ready", details=checks)
-    return web.json_response({"status": "ready", **checks})
+    return respond(Ready(status="ready", **checks))
 
 
 async def get_alert(request: web.Request) -> web.Response:
@@ -64,14 +95,19 @@ async def apply_config_file(ctx: Context, path: str) -> None:
         print(f"route {route}: new intake token {token} (shown once)", flush=True)
 
 
+ENDPOINTS = [
+    Endpoint("GET", "/healthz", healthz, "Alive", responses={200: Health}, tag="health"),
+    Endpoint("GET", "/readyz", readyz, "NATS and Postgres reachable", responses={200: Ready}, tag="health"),
+    Endpoint("GET", "/api/v1/alerts/{id}", get_alert, "An alert and the incident it opened or joined",
+             scope="incidents:read", team="alert's route", responses={200: AlertView}, errors=(404,),
+             params=(Param("id", "path", description="the alert id from the intake's answer"),), tag="alerts"),
+]
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/api/v1/alerts/{id}", get_alert)
-    incidents.add_routes(app)
-    oncall.add_routes(app)
-    configviews.add_routes(app)
-    answers.add_routes(app)
+    """Every endpoint goes through the registry, which adds the route and writes the spec."""
+    openapi.install(app, [*ENDPOINTS, *incidents.ENDPOINTS, *oncall.ENDPOINTS, *configviews.ENDPOINTS,
+                          *answers.ENDPOINTS, *apidocs.ENDPOINTS])
 
 
 def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool | None = None,
