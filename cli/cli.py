@@ -108,6 +108,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sealer(data_dir: Path):  # type: ignore[no-untyped-def]
+    """Secrets are sealed with the installation's key: TOCSIN_SECRET_KEY, else the data dir's."""
+    from tocsin.events.sealing import Sealer
+    if os.environ.get(keys.KEY_ENV) or not (data_dir / keys.KEY_FILE).is_file():
+        return Sealer.from_env()   # MissingSecretKey when neither: never seal with a made-up key
+    return Sealer(keys.secret_key(data_dir))
+
+
 async def _with_services(data_dir: Path, work):  # type: ignore[no-untyped-def]
     import asyncpg
 
@@ -135,7 +143,8 @@ def cmd_config_apply(args: argparse.Namespace) -> int:
         return _config_errors(f"{args.file}: {len(exc.errors)} error(s); nothing was applied", exc)
 
     async def work(bus, pool):  # type: ignore[no-untyped-def]
-        return await config_store.apply(pool, bus, config, by=f"cli:{os.environ.get('USER', '')}")
+        sealer = _sealer(Path(args.data_dir))
+        return await config_store.apply(pool, bus, config, by=f"cli:{os.environ.get('USER', '')}", sealer=sealer)
     try:
         result = asyncio.run(_with_services(Path(args.data_dir), work))
     except ConfigError as exc:
@@ -154,7 +163,7 @@ def cmd_config_export(args: argparse.Namespace) -> int:
 
     async def work(bus, pool):  # type: ignore[no-untyped-def]
         async with pool.acquire() as conn:
-            return await config_store.current(conn)
+            return await config_store.current(conn, _sealer(Path(args.data_dir)))
     _, config = asyncio.run(_with_services(Path(args.data_dir), work))
     sys.stdout.write(yaml.safe_dump(redacted(config), sort_keys=False))
     return 0
@@ -165,7 +174,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
     async def work(bus, pool):  # type: ignore[no-untyped-def]
         async with pool.acquire() as conn:
-            _, config = await config_store.current(conn)
+            _, config = await config_store.current(conn, _sealer(Path(args.data_dir)))
             if args.user not in config.users:
                 return None
             return await auth.create_token(conn, args.user, name=args.name or "",
@@ -260,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
         rc = args.func(args)
-    except runtime.NotFound as exc:
+    except (runtime.NotFound, keys.MissingSecretKey) as exc:
         print(str(exc), file=sys.stderr)
         rc = 1
     except KeyboardInterrupt:

@@ -90,7 +90,7 @@ async def get_alert(request: web.Request) -> web.Response:
 
 async def apply_config_file(ctx: Context, path: str) -> None:
     config = read_config(await asyncio.to_thread(Path(path).read_bytes))
-    result = await config_store.apply(ctx.pool, ctx.bus, config, by=f"file:{path}")
+    result = await config_store.apply(ctx.pool, ctx.bus, config, by=f"file:{path}", sealer=ctx.sealer)
     for route, token in result.new_tokens.items():
         print(f"route {route}: new intake token {token} (shown once)", flush=True)
 

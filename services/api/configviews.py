@@ -43,7 +43,7 @@ async def put_config(request: web.Request) -> web.Response:
     try:
         # Substitution of ${NAME} happens on the machine that holds the file, never from the server's env.
         config = read_config(raw, env={})
-        result = await config_store.apply(ctx.pool, ctx.bus, config, by=caller.user)
+        result = await config_store.apply(ctx.pool, ctx.bus, config, by=caller.user, sealer=ctx.sealer)
     except ConfigError as exc:
         raise ApiError(422, "the config has errors; nothing was applied",
                        details=[{"path": p, "message": m} for p, m in exc.errors]) from None
@@ -55,7 +55,7 @@ async def get_config(request: web.Request) -> web.Response:
     ctx = Context.of(request)
     (await ctx.caller(request)).require("config:read")
     async with ctx.pool.acquire() as conn:
-        revision, config = await config_store.current(conn)
+        revision, config = await config_store.current(conn, ctx.sealer)
     doc = redacted(config)
     if "yaml" in request.headers.get("Accept", ""):
         return web.Response(text=yaml.safe_dump(doc, sort_keys=False), content_type="application/yaml")

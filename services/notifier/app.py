@@ -21,6 +21,7 @@ from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.directory import Directory
 from tocsin.events.notify import NotificationRequested
 from tocsin.events.observability import tracer
+from tocsin.events.sealing import Sealer
 from tocsin.events.streams import DELIVERY_LEDGER_BUCKET, notifier_consumer
 from tocsin.notifier.channels import REGISTRY
 from tocsin.notifier.channels.base import ActionLinks, Channel, DeliveryResult, Target
@@ -32,8 +33,10 @@ log = logging.getLogger("tocsin.notifier")
 _tracer = tracer("notifier")
 
 
-def target_for(directory: Directory, message: NotificationRequested) -> Target:
-    """The command's public fields, completed with the secrets held in this notifier's config view."""
+def target_for(directory: Directory, message: NotificationRequested, sealer: Sealer | None = None) -> Target:
+    """The command's public fields, completed with the secrets held in this notifier's config view (sealed
+    at rest and on the stream: opened here, the one service that uses them)."""
+    open_ = sealer.unseal if sealer is not None else str
     config = directory.config
     secrets: dict[str, Any] = {}
     user, _, contact = message.channel.partition("/")
@@ -42,8 +45,9 @@ def target_for(directory: Directory, message: NotificationRequested) -> Target:
     elif message.channel in config.channels:
         secrets = config.channels[message.channel]
     fields = dict(message.destination)
-    fields.update({k: str(v) for k, v in secrets.items() if k in SECRET_FIELDS and v})
-    provider = {k: str(v) for k, v in config.providers.get(message.channel_kind, {}).items()}
+    fields.update({k: open_(str(v)) for k, v in secrets.items() if k in SECRET_FIELDS and v})
+    provider = {k: open_(str(v)) if k in SECRET_FIELDS else str(v)
+                for k, v in config.providers.get(message.channel_kind, {}).items()}
     return Target(fields=fields, provider=provider)
 
 
@@ -54,6 +58,7 @@ class Notifier:
         self.config = config
         self.kinds = settings.kinds or tuple(REGISTRY)
         self.links = ActionLinks(settings.public_url, settings.secret_key)
+        self.sealer = Sealer(settings.secret_key) if settings.secret_key else None
         unknown = [k for k in self.kinds if k not in REGISTRY]
         if unknown:
             raise ValueError(f"unknown channel kinds: {', '.join(unknown)} (known: {', '.join(REGISTRY)})")
@@ -143,7 +148,7 @@ class Notifier:
     async def _send_with_retries(self, message: NotificationRequested,
                                  msg: Msg | None) -> tuple[DeliveryResult, int]:
         channel = self.channel(message.channel_kind)
-        target = target_for(self.config.directory, message)
+        target = target_for(self.config.directory, message, self.sealer)
         tries = 0
 
         async def once() -> DeliveryResult:
