@@ -101,7 +101,8 @@ hosts:
     # Real ids for the path parameters, so the run reaches past the 404s into the handlers.
     settings = tmp_path / "schemathesis.toml"
     settings.write_text(f'[parameters]\n"path.id" = "{opened["id"]}"\n"path.rotation" = "infra.primary"\n'
-                        f'"path.host" = "web-01"\n"path.team" = "infra"\n')
+                        f'"path.host" = "web-01"\n"path.team" = "infra"\n"path.user" = "alice"\n'
+                        f'"path.contact" = "out"\n"path.channel" = "hook"\n"path.route" = "am"\n')
     report = tmp_path / "report.xml"
     proc = await asyncio.create_subprocess_exec(
         str(SCHEMATHESIS), "--config-file", str(settings), "run", f"{stack.url}/api/openapi.json", "--url", stack.url,

@@ -179,8 +179,8 @@ _JSON = msgspec.json.Encoder()
 def respond(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """Encode an answer with msgspec: the struct that the spec documents is the one on the wire. Spaced
     like Python's json (`{"a": 1}`), as answers always were, so scripts that grep them keep working."""
-    return web.Response(body=msgspec.json.format(_JSON.encode(value), indent=0), status=status, content_type="application/json",
-                        headers=headers)
+    return web.Response(body=msgspec.json.format(_JSON.encode(value), indent=0), status=status,
+                        content_type="application/json", headers=headers)
 
 
 def decode_body(raw: bytes, kind: type[Any]) -> Any:

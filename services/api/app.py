@@ -14,7 +14,7 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from tocsin.api import answers, apidocs, config_store, configviews, incidents, oncall
+from tocsin.api import answers, apidocs, config_store, configviews, incidents, notices, objects, oncall, teams
 from tocsin.api.context import CONTEXT, Context
 from tocsin.api.projector import Projector
 from tocsin.api.settings import Settings
@@ -107,7 +107,8 @@ ENDPOINTS = [
 def add_routes(app: web.Application) -> None:
     """Every endpoint goes through the registry, which adds the route and writes the spec."""
     openapi.install(app, [*ENDPOINTS, *incidents.ENDPOINTS, *oncall.ENDPOINTS, *configviews.ENDPOINTS,
-                          *answers.ENDPOINTS, *apidocs.ENDPOINTS])
+                          *objects.ENDPOINTS, *teams.ENDPOINTS, *notices.ENDPOINTS, *answers.ENDPOINTS,
+                          *apidocs.ENDPOINTS])
 
 
 def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool | None = None,
