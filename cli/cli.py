@@ -169,6 +169,16 @@ def cmd_config_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_projections_rebuild(args: argparse.Namespace) -> int:
+    from tocsin.api.projector import rebuild
+
+    async def work(bus, pool):  # type: ignore[no-untyped-def]
+        return await rebuild(bus, pool)
+    counts = asyncio.run(_with_services(Path(args.data_dir), work))
+    print("read models rebuilt from the streams: " + ", ".join(f"{s} {n} events" for s, n in counts.items()))
+    return 0
+
+
 def cmd_token_create(args: argparse.Namespace) -> int:
     from tocsin.api import auth, config_store
 
@@ -242,6 +252,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics-command", default="",
                    help="a shell command printing `name value` lines, run before each alive datagram")
     s.set_defaults(func=cmd_heartbeat)
+
+    projections = sub.add_parser("projections", help="the read models the API answers from").add_subparsers(
+        dest="action", required=True)
+    s = projections.add_parser("rebuild", help="drop the read models and replay them from the streams")
+    s.add_argument("--data-dir", default=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_projections_rebuild)
 
     token = sub.add_parser("token", help="personal API tokens").add_subparsers(dest="action", required=True)
     s = token.add_parser("create", help="print a new API token for USER once")
