@@ -14,7 +14,18 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from tocsin.api import answers, apidocs, config_store, configviews, incidents, notices, objects, oncall, teams
+from tocsin.api import (
+    answers,
+    apidocs,
+    config_store,
+    configviews,
+    incidents,
+    notices,
+    objects,
+    oncall,
+    ops,
+    teams,
+)
 from tocsin.api.context import CONTEXT, Context
 from tocsin.api.projector import Projector
 from tocsin.api.settings import Settings
@@ -22,6 +33,7 @@ from tocsin.events import openapi, pg
 from tocsin.events.bus import Bus
 from tocsin.events.config import read_config
 from tocsin.events.configbus import ConfigWatcher
+from tocsin.events.metrics import REGISTRY, http_metrics
 from tocsin.events.openapi import Endpoint, Param, respond
 from tocsin.events.tasks import cancel_and_wait
 from tocsin.events.web import ApiError, error_middleware
@@ -108,13 +120,13 @@ def add_routes(app: web.Application) -> None:
     """Every endpoint goes through the registry, which adds the route and writes the spec."""
     openapi.install(app, [*ENDPOINTS, *incidents.ENDPOINTS, *oncall.ENDPOINTS, *configviews.ENDPOINTS,
                           *objects.ENDPOINTS, *teams.ENDPOINTS, *notices.ENDPOINTS, *answers.ENDPOINTS,
-                          *apidocs.ENDPOINTS])
+                          *apidocs.ENDPOINTS, *ops.ENDPOINTS])
 
 
 def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool | None = None,
                extra_routes: list[object] | None = None) -> web.Application:
     """The API app. Given a bus and pool (under `tocsin up`), it shares them; alone, it opens its own."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes + 1024)
+    app = web.Application(middlewares=[http_metrics, error_middleware], client_max_size=settings.max_body_bytes + 1024)
     ctx = Context(settings)
     app[CONTEXT] = ctx
     add_routes(app)
@@ -125,12 +137,15 @@ def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool
         p = pool or await asyncpg.create_pool(settings.database_url, min_size=1, max_size=10)
         watcher = ConfigWatcher(b)
         projector_task = None
+        collect = None
         try:
             await b.ensure_streams()
             async with p.acquire() as conn:
                 await pg.migrate(conn, "api", "tocsin.api")
             await watcher.start()
             ctx.attach(b, p, watcher)
+            collect = ops.lag_collector(ctx)
+            REGISTRY.collector("consumer-lag", collect)
             if settings.config_file:
                 await apply_config_file(ctx, settings.config_file)
             projector = Projector(b, p, settings.database_url)
@@ -140,6 +155,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool
         finally:
             if projector_task is not None:
                 await cancel_and_wait([projector_task], 10)
+            REGISTRY.remove_collector("consumer-lag", collect)
             await watcher.stop()
             if own_pool:
                 await p.close()

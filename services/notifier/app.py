@@ -19,6 +19,7 @@ from tocsin.events.bus import Bus, consume, decode_or_drop, extract_context
 from tocsin.events.config import SECRET_FIELDS
 from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.directory import Directory
+from tocsin.events.metrics import DELIVERIES
 from tocsin.events.notify import NotificationRequested
 from tocsin.events.observability import tracer
 from tocsin.events.sealing import Sealer
@@ -137,11 +138,13 @@ class Notifier:
                 channel=message.channel, user=message.user, attempt=attempts, outcome="retry",
                 error=result.error))])
             await msg.nak(delay=min(300.0, 2.0 ** min(delivery_count, 8)))
+            DELIVERIES.inc(channel_kind=message.channel_kind, outcome="retry")
             return
         else:
             done = Entry(state="failed", attempts=attempts, error=result.error)
         await self.ledger.put(message.id, done)
         await self._record(message, done)
+        DELIVERIES.inc(channel_kind=message.channel_kind, outcome=done.state)
         if msg is not None:
             await msg.ack()
 
