@@ -179,6 +179,18 @@ def cmd_projections_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tocsin import demo
+    data_dir = Path(args.data_dir)
+
+    async def work(bus, pool):  # type: ignore[no-untyped-def]
+        return await demo.load(pool, bus, _sealer(data_dir))
+    loaded = asyncio.run(_with_services(data_dir, work))
+    found = runtime.read(data_dir)
+    print(demo.report(loaded, found.http if found else os.environ.get("TOCSIN_HTTP", "127.0.0.1:8080")))
+    return 0
+
+
 def cmd_token_create(args: argparse.Namespace) -> int:
     from tocsin.api import auth, config_store
 
@@ -258,6 +270,10 @@ def parser() -> argparse.ArgumentParser:
     s = projections.add_parser("rebuild", help="drop the read models and replay them from the streams")
     s.add_argument("--data-dir", default=argparse.SUPPRESS)
     s.set_defaults(func=cmd_projections_rebuild)
+
+    s = sub.add_parser("demo", help="load demo users, teams, rotations, routes and channels")
+    s.add_argument("--data-dir", default=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_demo)
 
     token = sub.add_parser("token", help="personal API tokens").add_subparsers(dest="action", required=True)
     s = token.add_parser("create", help="print a new API token for USER once")
