@@ -92,11 +92,11 @@ def report(loaded: Loaded, http: str) -> str:
                   f"    -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\",
                   """    -d '{"title": "Disk /var is 97% full on db-01", "severity": "critical"}'"""]
     else:
-        lines += ["", "Route tokens were shown when the demo was first loaded; to send a test alert now,",
-                  "  tocsin config export    # shows the routes (tokens are never shown again)",
-                  "or page whoever is on call without an alert (needs an API token with incidents:write):",
+        lines += ["", "The route tokens were shown when the demo was first loaded (never again). To page whoever",
+                  "is on call without an alert:",
+                  "  TOKEN=$(tocsin token create demo-alice --scope incidents:read --scope incidents:write)",
                   f'  curl -s -X POST -H "Authorization: Bearer $TOKEN" http://{http}/api/v1/teams/demo-ops/test-alert']
-    lines += ["", "Watch it in the log of `tocsin up`, or:",
-              "  tocsin token create demo-alice --scope incidents:read",
-              f'  curl -s -H "Authorization: Bearer $TOKEN" http://{http}/api/v1/incidents']
+    lines += ["", "Pages show in the log of `tocsin up`; incidents at",
+              f'  curl -s -H "Authorization: Bearer $TOKEN" http://{http}/api/v1/incidents'
+              "    # TOKEN=$(tocsin token create demo-alice)"]
     return "\n".join(lines)
