@@ -114,6 +114,7 @@ hosts:
         # Swagger UI's own files are not JSON; the answer endpoints' pages are covered in test_answers.
         "--exclude-path-regex", "^/docs",
         "--report", "junit", "--report-junit-path", str(report),
+        cwd=tmp_path,   # schemathesis keeps a cache folder where it runs
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=240)
     text = out.decode(errors="replace")
