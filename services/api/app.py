@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from tocsin.api import answers, config_store, configviews, incidents, oncall
+from tocsin.api import answers, callbacks_pushover, callbacks_twilio, config_store, configviews, incidents, oncall
 from tocsin.api.context import CONTEXT, Context
 from tocsin.api.projector import Projector
 from tocsin.api.settings import Settings
@@ -72,6 +72,8 @@ def add_routes(app: web.Application) -> None:
     oncall.add_routes(app)
     configviews.add_routes(app)
     answers.add_routes(app)
+    callbacks_twilio.add_routes(app)
+    callbacks_pushover.add_routes(app)
 
 
 def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool | None = None,

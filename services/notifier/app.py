@@ -21,6 +21,7 @@ from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.directory import Directory
 from tocsin.events.notify import NotificationRequested
 from tocsin.events.observability import tracer
+from tocsin.events.providers import PROVIDER_OF_KIND
 from tocsin.events.streams import DELIVERY_LEDGER_BUCKET, notifier_consumer
 from tocsin.notifier.channels import REGISTRY
 from tocsin.notifier.channels.base import ActionLinks, Channel, DeliveryResult, Target
@@ -43,7 +44,8 @@ def target_for(directory: Directory, message: NotificationRequested) -> Target:
         secrets = config.channels[message.channel]
     fields = dict(message.destination)
     fields.update({k: str(v) for k, v in secrets.items() if k in SECRET_FIELDS and v})
-    provider = {k: str(v) for k, v in config.providers.get(message.channel_kind, {}).items()}
+    provider_name = PROVIDER_OF_KIND.get(message.channel_kind, message.channel_kind)
+    provider = {k: str(v) for k, v in config.providers.get(provider_name, {}).items()}
     return Target(fields=fields, provider=provider)
 
 
@@ -150,9 +152,10 @@ class Notifier:
             nonlocal tries
             tries += 1
             try:
-                url = target.get("url") or target.get("server")
-                if url:
-                    check_url(url, self.allow_private)
+                for key in ("url", "server", "base_url", "rest_url"):
+                    # An address written literally in a URL never meets the guarded resolver.
+                    if target.get(key):
+                        check_url(target.get(key), self.allow_private)
                 return await channel.send(message, target)
             except PrivateAddressRefused as exc:
                 return DeliveryResult("permanent", error=str(exc))
