@@ -13,8 +13,6 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
-
-from harness import StackHandle, eventually
 from provider_fakes import (
     TWILIO_SID,
     TWILIO_TOKEN,
@@ -24,6 +22,8 @@ from provider_fakes import (
     team_config,
     twilio_error,
 )
+
+from harness import StackHandle, eventually
 from tocsin.events.base import utcnow
 from tocsin.events.keys import env_secret_key
 from tocsin.events.notify import NotificationRequested
@@ -269,6 +269,7 @@ async def test_sms_from_a_number_two_people_share_changes_nothing(stack, twilio,
     incident = await start_sms(stack, twilio, fixtures_dir, extra_users=shared)
     status, reply = await post_signed(stack.session, f"{stack.url}/api/v1/callbacks/twilio/sms",
                                       sms_params(f"ACK {incident['number']}"))
+    assert status == 200
     assert "more than one person" in message_of(reply)
     assert await status_of(stack, incident["id"]) == "triggered"
 
@@ -277,6 +278,7 @@ async def test_sms_from_another_person_acts_as_that_person(stack, twilio, fixtur
     incident = await start_sms(stack, twilio, fixtures_dir)
     status, reply = await post_signed(stack.session, f"{stack.url}/api/v1/callbacks/twilio/sms",
                                       sms_params(f"ACK {incident['number']}", sender=BOB_PHONE))
+    assert status == 200
     assert message_of(reply).endswith(f"acknowledged by bob: {incident['title']}")
     assert (await reach(stack, incident["id"], "acknowledged"))["acknowledged_by"] == "bob"
 
@@ -309,6 +311,7 @@ async def test_sms_door_is_closed_without_a_twilio_account(stack, fixtures_dir):
     await stack.start(team_config("  {}", "{out: {type: log}}"))
     status, body = await post_signed(stack.session, f"{stack.url}/api/v1/callbacks/twilio/sms", sms_params("ACK 1"))
     assert status == 404
+    assert "not_configured" in body
 
 
 # ------------------------------------------------------------------ end to end: voice key press
