@@ -73,9 +73,12 @@ class SignalChannel(Channel):
         # The text always begins with the subject line ("#42 ...", "[CRITICAL] ..."), and a recipient may
         # not begin with '-' (checked in send), so neither can be read as an option.
         argv += ["send", "-m", text, recipient]
-        process = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
-                                                       stdout=asyncio.subprocess.PIPE,
-                                                       stderr=asyncio.subprocess.PIPE)
+        try:
+            process = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
+                                                           stdout=asyncio.subprocess.PIPE,
+                                                           stderr=asyncio.subprocess.PIPE)
+        except (FileNotFoundError, PermissionError) as exc:
+            return DeliveryResult("permanent", error=f"providers.signal.cli_path cannot be run: {exc.strerror}")
         try:
             out, err = await asyncio.wait_for(process.communicate(), CLI_TIMEOUT)
         except TimeoutError:
