@@ -100,7 +100,8 @@ async def sms_reply(request: web.Request) -> web.Response:
         state = await act_as(ctx, incident_id=incident_id, user=people[0], action=action, via="sms")
     except AnswerRefused as exc:
         return _reply(f"#{number} was not changed: {exc}.")
-    return _reply(f"#{number} {state.status} by {people[0]}: {state.title}"[:1600])
+    by = (state.resolved_by if state.status == "resolved" else state.acknowledged_by) or people[0]
+    return _reply(f"#{number} {state.status} by {by}: {state.title}"[:1600])
 
 
 async def voice_key(request: web.Request) -> web.Response:
