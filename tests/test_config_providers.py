@@ -60,6 +60,8 @@ def test_a_full_example_is_valid_and_needs_no_warning():
     (('account: "+15550002222"', 'account: "0049"'), "providers.signal.account", "E.164"),
     (('call: {type: voice, to: "+15550005555"}', 'call: {type: voice, to: "555-5555"}'),
      "users.alice.contacts.call.to", "E.164"),
+    (('call: {type: voice, to: "+15550005555"}', 'call: {type: voice, to: ["+15550005555", "+15550006666"]}'),
+     "users.alice.contacts.call.to", "one E.164 number"),
     (("to: [ops@example.com, oncall@example.com]", "to: [ops@example.com, nobody]"), "channels.ops-mail.to",
      "not an email address"),
     (("priority: 2,", "priority: 3,"), "users.alice.contacts.po.priority", "from -2 to 2"),

@@ -91,10 +91,9 @@ _CHECKS = {"smtp": _smtp, "twilio": _twilio, "pushover": _pushover, "signal": _s
 def check_destination(kind: str, fields: dict[str, Any], path: str, errors: list[tuple[str, str]]) -> None:
     """Field values of an email, sms, voice or pushover destination (a contact or a shared channel)."""
     if kind in ("sms", "voice") and "to" in fields:
-        numbers = fields["to"] if isinstance(fields["to"], list) else [fields["to"]]
-        for number in numbers:
-            if not E164.match(str(number)):
-                errors.append((f"{path}.to", f"{number!r} is not an E.164 number such as +15550003333"))
+        # One number: a text or a call is one provider request, and it succeeds or fails as one.
+        if not isinstance(fields["to"], str) or not E164.match(fields["to"]):
+            errors.append((f"{path}.to", f"must be one E.164 number such as +15550003333, not {fields['to']!r}"))
     if kind == "email" and "to" in fields:
         addresses = fields["to"] if isinstance(fields["to"], list) else str(fields["to"]).split(",")
         for address in addresses:
