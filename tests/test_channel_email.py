@@ -194,17 +194,25 @@ async def test_wrong_password_is_permanent_and_never_echoed(cert):
         sink.stop()
 
 
-async def test_an_untrusted_certificate_is_refused(cert, tmp_path):
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+async def test_an_untrusted_certificate_is_refused_for_good(mode, cert, tmp_path):
     (tmp_path / "other").mkdir()
     other_ca, _ = self_signed_cert(tmp_path / "other")
-    sink = SmtpSink(tls=server_context(cert), mode="starttls").start()
+    sink = SmtpSink(tls=server_context(cert), mode=mode).start()
     try:
-        result = await channel().send(page(), target(sink, starttls="True", ca_file=str(other_ca)))
-        assert result.outcome in ("retry", "permanent")
-        assert "certificate" in result.error.lower() or "ssl" in result.error.lower(), result.error
+        flags = {"starttls": "True"} if mode == "starttls" else {"tls": "True"}
+        result = await channel().send(page(), target(sink, ca_file=str(other_ca), **flags))
+        assert result.outcome == "permanent"
+        assert "CERTIFICATE_VERIFY_FAILED" in result.error
         assert sink.messages == []
     finally:
         sink.stop()
+
+
+async def test_an_unreadable_ca_file_is_permanent(sink, tmp_path):
+    result = await channel().send(page(), target(sink, starttls="True", ca_file=str(tmp_path / "missing.pem")))
+    assert result.outcome == "permanent"
+    assert result.error.startswith("providers.smtp.ca_file cannot be used")
 
 
 async def test_starttls_required_but_not_offered_is_permanent(sink):

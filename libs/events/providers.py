@@ -40,7 +40,8 @@ def check_providers(providers: dict[str, dict[str, Any]], errors: list[tuple[str
         for key, required in allowed.items():
             if required and not fields.get(key):
                 errors.append((f"{path}.{key}", f"required for {name}"))
-        _CHECKS[name](fields, path, errors)
+        if name in _CHECKS:
+            _CHECKS[name](fields, path, errors)
 
 
 def _smtp(fields: dict[str, Any], path: str, errors: list[tuple[str, str]]) -> None:
@@ -71,10 +72,6 @@ def _twilio(fields: dict[str, Any], path: str, errors: list[tuple[str, str]]) ->
         errors.append((f"{path}.from", "must be an E.164 number such as +15550001111"))
 
 
-def _pushover(fields: dict[str, Any], path: str, errors: list[tuple[str, str]]) -> None:
-    pass  # token and base_url: required and URL checks are shared
-
-
 def _signal(fields: dict[str, Any], path: str, errors: list[tuple[str, str]]) -> None:
     if bool(fields.get("cli_path")) == bool(fields.get("rest_url")):
         errors.append((path, "give either cli_path (signal-cli as a command) or rest_url (its HTTP daemon)"))
@@ -85,7 +82,8 @@ def _signal(fields: dict[str, Any], path: str, errors: list[tuple[str, str]]) ->
         errors.append((f"{path}.account", "must be an E.164 number such as +15550002222"))
 
 
-_CHECKS = {"smtp": _smtp, "twilio": _twilio, "pushover": _pushover, "signal": _signal}
+# pushover has nothing beyond its required token and the shared URL check of base_url.
+_CHECKS = {"smtp": _smtp, "twilio": _twilio, "signal": _signal}
 
 
 def check_destination(kind: str, fields: dict[str, Any], path: str, errors: list[tuple[str, str]]) -> None:

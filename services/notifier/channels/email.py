@@ -78,7 +78,10 @@ class EmailChannel(Channel):
         starttls = _flag(provider.get("starttls", ""), not implicit_tls)
         context = None
         if implicit_tls or starttls:
-            context = ssl.create_default_context(cafile=provider.get("ca_file") or None)
+            try:
+                context = ssl.create_default_context(cafile=provider.get("ca_file") or None)
+            except (OSError, ssl.SSLError) as exc:
+                return DeliveryResult("permanent", error=f"providers.smtp.ca_file cannot be used: {exc}"[:300])
         try:
             await aiosmtplib.send(
                 mail, hostname=provider["host"], port=int(provider.get("port") or (465 if implicit_tls else 587)),
@@ -96,11 +99,22 @@ class EmailChannel(Channel):
                                   error=f"SMTP {exc.code}: {exc.message}"[:300])
         except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError,
                 OSError) as exc:
-            return DeliveryResult("retry", error=f"SMTP connection: {type(exc).__name__}: {exc}"[:300])
+            # A certificate that does not verify will not verify on the next try either.
+            outcome = "permanent" if _certificate_refused(exc) else "retry"
+            return DeliveryResult(outcome, error=f"SMTP connection: {type(exc).__name__}: {exc}"[:300])
         except aiosmtplib.SMTPException as exc:
             # E.g. the server does not offer STARTTLS or AUTH: the configuration must change first.
             return DeliveryResult("permanent", error=f"SMTP: {type(exc).__name__}: {exc}"[:300])
         return DeliveryResult.ok(str(mail["Message-ID"]))
+
+
+def _certificate_refused(exc: BaseException | None) -> bool:
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def recipients(target: Target) -> list[str]:
