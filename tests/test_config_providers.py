@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from tocsin.events.config import ConfigError, parse_config, warnings
@@ -77,3 +80,16 @@ def test_bad_provider_or_destination_is_reported_with_its_path(patch, path, mess
     with pytest.raises(ConfigError) as err:
         parse_config(GOOD.replace(old, new, 1), env={})
     assert any(p == path and message in m for p, m in err.value.errors), err.value.errors
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "channels"
+
+
+@pytest.mark.parametrize("page", ["email", "sms", "voice", "pushover", "signal"])
+def test_the_config_examples_in_the_channel_pages_are_valid(page):
+    blocks = re.findall(r"```yaml\n(.*?)```", (DOCS / f"{page}.md").read_text(), re.S)
+    assert blocks
+    env = {name: "x" * 30 for block in blocks for name in re.findall(r"\$\{([A-Z_0-9]+)\}", block)}
+    for block in blocks:
+        config = parse_config(block, env=env)
+        assert not [w for w in warnings(config) if "not available" in w[1]]
