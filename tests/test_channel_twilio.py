@@ -366,3 +366,34 @@ async def test_key_press_without_a_valid_signature_or_token_is_refused(stack, tw
     assert status == 403 and "bad_link" in body
     await asyncio.sleep(0.2)
     assert await status_of(stack, incident["id"]) == "triggered"
+
+
+# ------------------------------------------------------------------ the notifier's guard applies to base_url
+
+
+@pytest.mark.parametrize("allow", [False, True])
+async def test_twilio_base_url_obeys_allow_private_networks(allow, twilio):
+    import contextlib
+
+    from tocsin.events.config import Config, Security
+    from tocsin.events.configbus import ConfigWatcher
+    from tocsin.events.directory import Directory
+    from tocsin.notifier.app import Notifier
+    from tocsin.notifier.netguard import GuardedResolver
+    from tocsin.notifier.settings import Settings
+
+    config = Config(security=Security(allow_private_networks=allow), providers={"twilio": {
+        "account_sid": TWILIO_SID, "auth_token": TWILIO_TOKEN, "from": FROM, "base_url": twilio.url}})
+    watcher = ConfigWatcher(bus=None)  # type: ignore[arg-type]  # not started: the config is set by hand
+    watcher.directory = Directory.build(config)
+    notifier = Notifier(Settings(send_deadline=0.5), bus=None, config=watcher)  # type: ignore[arg-type]
+    async with contextlib.AsyncExitStack() as stack:
+        notifier._sessions = {a: await stack.enter_async_context(aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(resolver=GuardedResolver(a)))) for a in (False, True)}
+        result, tries = await notifier._send_with_retries(page(channel="c", user=""), None)
+    if allow:
+        assert result.outcome == "ok" and len(twilio.requests) == 1
+    else:
+        assert (result.outcome, tries) == ("permanent", 1)
+        assert "private address 127.0.0.1" in result.error
+        assert twilio.requests == []
