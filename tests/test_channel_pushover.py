@@ -215,3 +215,55 @@ async def test_a_callback_with_another_receipt_or_a_forged_link_changes_nothing(
         assert resp.status == 422
     await asyncio.sleep(0.2)
     assert (await stack.incident(incident["id"]))["status"] == "triggered"
+
+
+# ------------------------------------------------------------------ the fallback: polling receipts
+
+
+async def start_polling(stack: StackHandle, fake: FakePushover, fixtures_dir: Any,
+                        poll: str) -> tuple[dict[str, Any], str]:
+    await stack.start(team_config(
+        f'  pushover: {{token: "{PUSHOVER_TOKEN}", base_url: "{fake.url}", poll: {poll}}}',
+        f'{{po: {{type: pushover, user_key: "{PUSHOVER_USER}", priority: 2}}}}'))
+    incident = await open_one_incident(stack, fixtures_dir)
+
+    async def recorded() -> Any:
+        detail = await stack.incident(incident["id"])
+        return [d["provider_id"] for d in detail["deliveries"] if d["status"] == "delivered"]
+    [receipt] = await eventually(recorded)
+    return incident, receipt
+
+
+async def test_polling_acknowledges_once_pushover_reports_the_receipt_acknowledged(stack, pushover, fixtures_dir):
+    from tocsin.api.context import CONTEXT
+    from tocsin.api.pushover_receipts import poll_once
+    incident, receipt = await start_polling(stack, pushover, fixtures_dir, "1h")   # the loop stays out of the way
+    ctx = stack.stack.runner.app[CONTEXT]
+
+    assert await poll_once(ctx) == 0
+    assert [r.path for r in pushover.requests if r.method == "GET"] == [f"/1/receipts/{receipt}.json"]
+    assert (await stack.incident(incident["id"]))["status"] == "triggered"
+
+    pushover.acknowledge(receipt)
+    assert await poll_once(ctx) == 1
+
+    async def acknowledged() -> Any:
+        detail = await stack.incident(incident["id"])
+        return detail if detail["status"] == "acknowledged" else None
+    detail = await eventually(acknowledged)
+    assert detail["acknowledged_by"] == "alice"
+    assert any(e.get("via") == "pushover" for e in detail["timeline"] if e["type"] == "incident.acknowledged")
+    # Acknowledged: its receipt is not asked about again.
+    asked = len([r for r in pushover.requests if r.method == "GET"])
+    assert await poll_once(ctx) == 0
+    assert len([r for r in pushover.requests if r.method == "GET"]) == asked
+
+
+async def test_the_api_polls_by_itself_when_told_to(stack, pushover, fixtures_dir):
+    incident, receipt = await start_polling(stack, pushover, fixtures_dir, "5s")
+    pushover.acknowledge(receipt)
+
+    async def acknowledged() -> Any:
+        detail = await stack.incident(incident["id"])
+        return detail if detail["status"] == "acknowledged" else None
+    assert (await eventually(acknowledged, timeout=40))["acknowledged_by"] == "alice"

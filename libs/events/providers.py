@@ -8,7 +8,10 @@ Providers not listed here are left to their own channel modules.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
+
+from tocsin.events.durations import parse_duration
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -20,7 +23,7 @@ PROVIDER_FIELDS: dict[str, dict[str, bool]] = {
     "smtp": {"host": True, "port": False, "starttls": False, "tls": False, "username": False, "password": False,
              "from": True, "ca_file": False, "timeout": False},
     "twilio": {"account_sid": True, "auth_token": True, "from": True, "base_url": False},
-    "pushover": {"token": True, "base_url": False},
+    "pushover": {"token": True, "base_url": False, "poll": False},
     "signal": {"cli_path": False, "account": False, "rest_url": False},
 }
 
@@ -82,8 +85,18 @@ def _signal(fields: dict[str, Any], path: str, errors: list[tuple[str, str]]) ->
         errors.append((f"{path}.account", "must be an E.164 number such as +15550002222"))
 
 
-# pushover has nothing beyond its required token and the shared URL check of base_url.
-_CHECKS = {"smtp": _smtp, "twilio": _twilio, "signal": _signal}
+def _pushover(fields: dict[str, Any], path: str, errors: list[tuple[str, str]]) -> None:
+    if "poll" in fields:
+        try:
+            every = parse_duration(str(fields["poll"]))
+        except ValueError as exc:
+            errors.append((f"{path}.poll", str(exc)))
+            return
+        if every < timedelta(seconds=5):
+            errors.append((f"{path}.poll", "at least 5s (Pushover asks not to query a receipt more often)"))
+
+
+_CHECKS = {"smtp": _smtp, "twilio": _twilio, "pushover": _pushover, "signal": _signal}
 
 
 def check_destination(kind: str, fields: dict[str, Any], path: str, errors: list[tuple[str, str]]) -> None:

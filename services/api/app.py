@@ -12,7 +12,16 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from tocsin.api import answers, callbacks_pushover, callbacks_twilio, config_store, configviews, incidents, oncall
+from tocsin.api import (
+    answers,
+    callbacks_pushover,
+    callbacks_twilio,
+    config_store,
+    configviews,
+    incidents,
+    oncall,
+    pushover_receipts,
+)
 from tocsin.api.context import CONTEXT, Context
 from tocsin.api.projector import Projector
 from tocsin.api.settings import Settings
@@ -112,4 +121,5 @@ def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool
                 await b.close()
 
     app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(pushover_receipts.receipt_poller)
     return app
