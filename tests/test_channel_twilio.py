@@ -397,3 +397,15 @@ async def test_twilio_base_url_obeys_allow_private_networks(allow, twilio):
         assert (result.outcome, tries) == ("permanent", 1)
         assert "private address 127.0.0.1" in result.error
         assert twilio.requests == []
+
+
+async def test_sms_reply_to_a_resolved_incident_says_why_nothing_changed(stack, twilio, fixtures_dir):
+    incident = await start_sms(stack, twilio, fixtures_dir)
+    n, url = incident["number"], f"{stack.url}/api/v1/callbacks/twilio/sms"
+    _, reply = await post_signed(stack.session, url, sms_params(f"RES {n}"))
+    assert message_of(reply).startswith(f"#{n} resolved by alice")
+    status, reply = await post_signed(stack.session, url, sms_params(f"ACK {n}", sender=BOB_PHONE))
+    assert status == 200
+    assert message_of(reply).startswith(f"#{n} was not changed: ")
+    detail = await reach(stack, incident["id"], "resolved")
+    assert (detail["resolved_by"], detail["acknowledged_by"]) == ("alice", None)
