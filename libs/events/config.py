@@ -21,6 +21,7 @@ import yaml
 
 from tocsin.events.base import Event
 from tocsin.events.durations import parse_duration
+from tocsin.events.providers import check_destination, check_providers
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -33,7 +34,8 @@ CHANNEL_FIELDS: dict[str, dict[str, bool]] = {   # field -> required (for shared
     "sms": {"to": True},
     "voice": {"to": True},
     "ntfy": {"topic": True, "server": False, "token": False, "priority": False, "tags": False},
-    "pushover": {"user_key": True, "priority": False, "sound": False},
+    "pushover": {"user_key": True, "priority": False, "sound": False, "device": False, "retry": False,
+                 "expire": False},
     "signal": {"recipient": True},
     "telegram": {"chat_id": True},
     "webpush": {"subscription": False},
@@ -45,10 +47,12 @@ CHANNEL_FIELDS: dict[str, dict[str, bool]] = {   # field -> required (for shared
     "teams": {"url": True},
     "log": {},
 }
+# The address field of a person's contact that defaults to the person's own email or phone.
+PERSONAL_DEFAULTS = {"email": "to", "sms": "to", "voice": "to", "signal": "recipient"}
 SECRET_FIELDS = frozenset({"token", "secret", "password", "auth_token", "bot_token", "vapid_private_key",
                            "user_key", "key"})
 # The kinds this version of the notifier delivers; the others are accepted by the config and reported.
-DELIVERABLE_KINDS = frozenset({"ntfy", "webhook", "log"})
+DELIVERABLE_KINDS = frozenset({"ntfy", "webhook", "log", "email", "sms", "voice", "pushover", "signal"})
 TARGET_KINDS = ("rotation", "user", "channel", "team")
 MATCH_OPS = ("=~", "!~", "!=", "=")
 MAX_PATTERN = 256
@@ -334,10 +338,11 @@ def _check_destination(kind: Any, fields: dict[str, Any], path: str, errors: lis
             errors.append((f"{path}.{key}", "must be a value"))
     for key, required in allowed.items():
         # A person's email/sms/voice contact defaults to their own address.
-        if required and key not in fields and not (personal and kind in ("email", "sms", "voice")):
+        if required and key not in fields and not (personal and kind in PERSONAL_DEFAULTS):
             errors.append((f"{path}.{key}", f"required for a {kind} channel"))
     if kind in ("webhook", "slack", "discord", "teams") or (kind == "mattermost" and "url" in fields):
         _check_url(fields.get("url"), f"{path}.url", errors)
+    check_destination(kind, fields, path, errors)
     if kind == "ntfy" and "server" in fields:
         _check_url(fields["server"], f"{path}.server", errors)
     if kind == "ntfy" and not re.fullmatch(r"[-_A-Za-z0-9]{1,64}", str(fields.get("topic", "x"))):
@@ -398,8 +403,10 @@ def validate(config: Config) -> list[tuple[str, str]]:
             cpath = f"{path}.contacts.{cname}"
             _check_destination(contact.get("type"), contact, cpath, errors, personal=True)
             kind = contact.get("type")
-            if kind in ("sms", "voice") and not (contact.get("to") or user.phone):
-                errors.append((cpath, f"a {kind} contact needs the user's phone or its own 'to'"))
+            if kind in ("sms", "voice", "signal") and not (contact.get(PERSONAL_DEFAULTS[kind]) or user.phone):
+                errors.append((cpath, f"a {kind} contact needs the user's phone or its own "
+                                      f"'{PERSONAL_DEFAULTS[kind]}'"))
+
             if kind == "email" and not (contact.get("to") or user.email):
                 errors.append((cpath, "an email contact needs the user's email or its own 'to'"))
         for i, rule in enumerate(user.rules):
@@ -516,6 +523,7 @@ def validate(config: Config) -> list[tuple[str, str]]:
         if starts and ends and ends <= starts:
             errors.append((f"{spath}.ends", "must be after starts"))
     _check_duration(config.renotify, "renotify", errors)
+    check_providers(config.providers, errors)
     for name, provider in config.providers.items():
         for key in ("server", "base_url", "rest_url"):
             if key in provider:

@@ -17,6 +17,8 @@ from aiohttp import web
 from tocsin.api import (
     answers,
     apidocs,
+    callbacks_pushover,
+    callbacks_twilio,
     config_store,
     configviews,
     incidents,
@@ -24,6 +26,7 @@ from tocsin.api import (
     objects,
     oncall,
     ops,
+    pushover_receipts,
     teams,
 )
 from tocsin.api.context import CONTEXT, Context
@@ -120,7 +123,8 @@ def add_routes(app: web.Application) -> None:
     """Every endpoint goes through the registry, which adds the route and writes the spec."""
     openapi.install(app, [*ENDPOINTS, *incidents.ENDPOINTS, *oncall.ENDPOINTS, *configviews.ENDPOINTS,
                           *objects.ENDPOINTS, *teams.ENDPOINTS, *notices.ENDPOINTS, *answers.ENDPOINTS,
-                          *apidocs.ENDPOINTS, *ops.ENDPOINTS])
+                          *apidocs.ENDPOINTS, *ops.ENDPOINTS,
+                          *callbacks_twilio.ENDPOINTS, *callbacks_pushover.ENDPOINTS])
 
 
 def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool | None = None,
@@ -163,4 +167,5 @@ def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool
                 await b.close()
 
     app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(pushover_receipts.receipt_poller)
     return app

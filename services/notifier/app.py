@@ -22,6 +22,7 @@ from tocsin.events.directory import Directory
 from tocsin.events.metrics import DELIVERIES
 from tocsin.events.notify import NotificationRequested
 from tocsin.events.observability import tracer
+from tocsin.events.providers import PROVIDER_OF_KIND
 from tocsin.events.sealing import Sealer
 from tocsin.events.streams import DELIVERY_LEDGER_BUCKET, notifier_consumer
 from tocsin.notifier.channels import REGISTRY
@@ -47,8 +48,9 @@ def target_for(directory: Directory, message: NotificationRequested, sealer: Sea
         secrets = config.channels[message.channel]
     fields = dict(message.destination)
     fields.update({k: open_(str(v)) for k, v in secrets.items() if k in SECRET_FIELDS and v})
+    provider_name = PROVIDER_OF_KIND.get(message.channel_kind, message.channel_kind)
     provider = {k: open_(str(v)) if k in SECRET_FIELDS else str(v)
-                for k, v in config.providers.get(message.channel_kind, {}).items()}
+                for k, v in config.providers.get(provider_name, {}).items()}
     return Target(fields=fields, provider=provider)
 
 
@@ -158,9 +160,10 @@ class Notifier:
             nonlocal tries
             tries += 1
             try:
-                url = target.get("url") or target.get("server")
-                if url:
-                    check_url(url, self.allow_private)
+                for key in ("url", "server", "base_url", "rest_url"):
+                    # An address written literally in a URL never meets the guarded resolver.
+                    if target.get(key):
+                        check_url(target.get(key), self.allow_private)
                 return await channel.send(message, target)
             except PrivateAddressRefused as exc:
                 return DeliveryResult("permanent", error=str(exc))
