@@ -46,6 +46,9 @@ def test_the_design_example_is_valid_with_its_variables_set():
     names = set(re.findall(r"\$\{([A-Z_0-9]+)\}", block))
     env = {n: "https://hooks.example.com/x" if "HOOK" in n or "URL" in n else "secret-value-0123456789"
            for n in names}
+    # Values whose form the config checks: a Telegram bot token, and a VAPID key that loads.
+    env |= {"TELEGRAM_BOT": "123456789:AAH-example-token-abcdefghijklmnopqr",
+            "VAPID_KEY": "3JUFDcFmRFNzy0-y9ZJUWnyExQBZPDjRuUdcJOaRtbE"}
     users = "\n".join(f"  {u}: {{email: {u}@example.com, phone: '+15550003334'}}" for u in ("bob", "carol"))
     block = block.replace("\nchannels:", f"\n{users}\n\nchannels:", 1)
     config = parse_config(block, env=env)

@@ -20,6 +20,13 @@ import msgspec
 import yaml
 
 from tocsin.events.base import Event
+from tocsin.events.chatconfig import (
+    SECRET_URL_KINDS,
+    check_chat_destination,
+    check_chat_identities,
+    check_chat_providers,
+    masked_url,
+)
 from tocsin.events.durations import parse_duration
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -39,16 +46,17 @@ CHANNEL_FIELDS: dict[str, dict[str, bool]] = {   # field -> required (for shared
     "webpush": {"subscription": False},
     "webhook": {"url": True, "secret": False},
     "mattermost": {"url": False, "channel": False, "mode": False, "server": False, "token": False,
-                   "channel_id": False},
+                   "channel_id": False, "icon_url": False},
     "slack": {"url": True},
     "discord": {"url": True},
     "teams": {"url": True},
     "log": {},
 }
 SECRET_FIELDS = frozenset({"token", "secret", "password", "auth_token", "bot_token", "vapid_private_key",
-                           "user_key", "key"})
+                           "user_key", "key", "signing_secret"})
 # The kinds this version of the notifier delivers; the others are accepted by the config and reported.
-DELIVERABLE_KINDS = frozenset({"ntfy", "webhook", "log"})
+DELIVERABLE_KINDS = frozenset({"ntfy", "webhook", "log", "telegram", "mattermost", "slack", "discord", "teams",
+                               "webpush"})
 TARGET_KINDS = ("rotation", "user", "channel", "team")
 MATCH_OPS = ("=~", "!~", "!=", "=")
 MAX_PATTERN = 256
@@ -57,6 +65,13 @@ MAIL_LOCAL_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 HOST_FIELDS: dict[str, type] = {"watch": bool, "team": str, "interval": str, "overdue_after": str, "key": str,
                                 "thresholds": str, "channels": list}
 MIN_HOST_KEY = 16
+
+
+def secret_fields(kind: str) -> frozenset[str]:
+    """The fields of a `kind` destination that are secret: the shared names, plus a webhook URL that is
+    itself the credential (Slack, Discord, Teams, Mattermost) and a browser's push subscription."""
+    extra = {"url"} if kind in SECRET_URL_KINDS else {"subscription"} if kind == "webpush" else set()
+    return SECRET_FIELDS | extra
 
 
 class ConfigError(Exception):
@@ -81,6 +96,7 @@ class User(msgspec.Struct, forbid_unknown_fields=True):
     role: str = "user"
     contacts: dict[str, dict[str, Any]] = {}
     rules: list[Rule] = []
+    chat: dict[str, str] = {}       # chat accounts (telegram, slack, mattermost) whose button presses act as this user
 
 
 class RotationSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -314,9 +330,9 @@ def _check_duration(text: str, path: str, errors: list[tuple[str, str]]) -> time
         return None
 
 
-def _check_url(url: Any, path: str, errors: list[tuple[str, str]]) -> None:
+def _check_url(url: Any, path: str, errors: list[tuple[str, str]], secret: bool = False) -> None:
     if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-        errors.append((path, f"not an http(s) URL: {url!r}"))
+        errors.append((path, f"not an http(s) URL: {masked_url(url) if secret else repr(url)}"))
 
 
 def _check_destination(kind: Any, fields: dict[str, Any], path: str, errors: list[tuple[str, str]],
@@ -337,7 +353,8 @@ def _check_destination(kind: Any, fields: dict[str, Any], path: str, errors: lis
         if required and key not in fields and not (personal and kind in ("email", "sms", "voice")):
             errors.append((f"{path}.{key}", f"required for a {kind} channel"))
     if kind in ("webhook", "slack", "discord", "teams") or (kind == "mattermost" and "url" in fields):
-        _check_url(fields.get("url"), f"{path}.url", errors)
+        _check_url(fields.get("url"), f"{path}.url", errors, secret=kind in SECRET_URL_KINDS)
+    check_chat_destination(kind, fields, path, errors)
     if kind == "ntfy" and "server" in fields:
         _check_url(fields["server"], f"{path}.server", errors)
     if kind == "ntfy" and not re.fullmatch(r"[-_A-Za-z0-9]{1,64}", str(fields.get("topic", "x"))):
@@ -520,6 +537,8 @@ def validate(config: Config) -> list[tuple[str, str]]:
         for key in ("server", "base_url", "rest_url"):
             if key in provider:
                 _check_url(provider[key], f"providers.{name}.{key}", errors)
+    check_chat_providers(config.providers, errors)
+    check_chat_identities(config.users, errors)
     return errors
 
 
@@ -586,6 +605,12 @@ def redacted(config: Config) -> dict[str, Any]:
             return "********"
         return value
     doc = msgspec.to_builtins(config)
+    destinations = [*doc.get("channels", {}).values(),
+                    *(c for u in doc.get("users", {}).values() for c in u.get("contacts", {}).values())]
+    for dest in destinations:
+        for key in secret_fields(str(dest.get("type"))) & dest.keys():
+            if dest[key]:
+                dest[key] = "********"
     for route in doc.get("routes", {}).values():
         route.pop("token", None)
         route.pop("token_sha256", None)

@@ -12,7 +12,16 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from tocsin.api import answers, config_store, configviews, incidents, oncall
+from tocsin.api import (
+    answers,
+    callbacks_mattermost,
+    callbacks_slack,
+    callbacks_telegram,
+    config_store,
+    configviews,
+    incidents,
+    oncall,
+)
 from tocsin.api.context import CONTEXT, Context
 from tocsin.api.projector import Projector
 from tocsin.api.settings import Settings
@@ -72,6 +81,9 @@ def add_routes(app: web.Application) -> None:
     oncall.add_routes(app)
     configviews.add_routes(app)
     answers.add_routes(app)
+    callbacks_telegram.add_routes(app)
+    callbacks_slack.add_routes(app)
+    callbacks_mattermost.add_routes(app)
 
 
 def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool | None = None,

@@ -16,7 +16,7 @@ from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_rand
 from tocsin.events import deliveries, notify
 from tocsin.events.base import Event, stable_id, utcnow
 from tocsin.events.bus import Bus, consume, decode_or_drop, extract_context
-from tocsin.events.config import SECRET_FIELDS
+from tocsin.events.config import secret_fields
 from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.directory import Directory
 from tocsin.events.notify import NotificationRequested
@@ -42,9 +42,9 @@ def target_for(directory: Directory, message: NotificationRequested) -> Target:
     elif message.channel in config.channels:
         secrets = config.channels[message.channel]
     fields = dict(message.destination)
-    fields.update({k: str(v) for k, v in secrets.items() if k in SECRET_FIELDS and v})
+    fields.update({k: str(v) for k, v in secrets.items() if k in secret_fields(message.channel_kind) and v})
     provider = {k: str(v) for k, v in config.providers.get(message.channel_kind, {}).items()}
-    return Target(fields=fields, provider=provider)
+    return Target(fields=fields, provider=provider, kind=message.channel_kind)
 
 
 class Notifier:
@@ -150,7 +150,7 @@ class Notifier:
             nonlocal tries
             tries += 1
             try:
-                url = target.get("url") or target.get("server")
+                url = channel.endpoint(target)
                 if url:
                     check_url(url, self.allow_private)
                 return await channel.send(message, target)
