@@ -75,9 +75,14 @@ class Target:
         return sorted((s for s in found if len(s) >= 6), key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
-        """The text with every secret of this target masked (a provider may echo a request back)."""
+        """The text with every secret of this target masked (a provider may echo a request back). Errors
+        are cut to a length before they are scrubbed, so a secret cut off at the end is masked too."""
         for secret in self.secrets():
             text = text.replace(secret, "********")
+            for size in range(len(secret) - 1, 3, -1):
+                if text.endswith(secret[:size]):
+                    text = text[:-size] + "********"
+                    break
         return text
 
     def __repr__(self) -> str:

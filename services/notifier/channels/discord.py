@@ -8,6 +8,7 @@ which asks before it acts. Mentions are switched off (`allowed_mentions`), so al
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -58,17 +59,16 @@ class DiscordChannel(Channel):
 
 async def discord_result(resp: aiohttp.ClientResponse) -> DeliveryResult:
     outcome = classify_status(resp.status)
+    raw = await resp.text(errors="replace")
     try:
-        answer = await resp.json(content_type=None)
+        decoded = json.loads(raw) if raw else None
     except ValueError:
-        answer = None
+        decoded = None
+    answer: dict[str, Any] = decoded if isinstance(decoded, dict) else {}
     if outcome == "ok":
-        return DeliveryResult.ok(str(answer.get("id", "")) if isinstance(answer, dict) else "")
-    if isinstance(answer, dict):
-        text = str(answer.get("message", ""))[:300]
-        retry_after = answer.get("retry_after")
-    else:
-        text, retry_after = (await resp.text(errors="replace"))[:300], None
+        return DeliveryResult.ok(str(answer.get("id", "")))
+    text = str(answer.get("message") or raw)[:300]
+    retry_after = answer.get("retry_after")
     if not isinstance(retry_after, int | float):
         header = resp.headers.get("Retry-After", "")
         retry_after = float(header) if header.replace(".", "", 1).isdigit() else None

@@ -9,6 +9,7 @@ is cut before it is escaped.
 from __future__ import annotations
 
 import html
+import json
 from typing import Any, ClassVar
 
 import aiohttp
@@ -79,12 +80,12 @@ class TelegramChannel(Channel):
 async def telegram_result(resp: aiohttp.ClientResponse, chat_id: str) -> DeliveryResult:
     """Telegram answers `{"ok": true, "result": {...}}` or `{"ok": false, "error_code", "description",
     "parameters": {"retry_after"}}`; the HTTP status is the error code."""
+    text = await resp.text(errors="replace")
     try:
-        decoded = await resp.json(content_type=None)
+        decoded = json.loads(text)
     except ValueError:
         decoded = None
-    answer: dict[str, Any] = decoded if isinstance(decoded, dict) else {
-        "description": (await resp.text(errors="replace"))[:300]}
+    answer: dict[str, Any] = decoded if isinstance(decoded, dict) else {}
     outcome = classify_status(resp.status)
     if outcome == "ok" and answer.get("ok") is True:
         result: dict[str, Any] = answer["result"] if isinstance(answer.get("result"), dict) else {}
@@ -93,7 +94,7 @@ async def telegram_result(resp: aiohttp.ClientResponse, chat_id: str) -> Deliver
         outcome = "permanent"   # 2xx without ok: true is not a sent message
     parameters: dict[str, Any] = answer["parameters"] if isinstance(answer.get("parameters"), dict) else {}
     retry_after = parameters.get("retry_after")
-    error = f"HTTP {resp.status}: {str(answer.get('description', ''))[:300]}"
+    error = f"HTTP {resp.status}: {str(answer.get('description') or text)[:300]}"
     if parameters.get("migrate_to_chat_id"):
         error += f" (the group is now chat {parameters['migrate_to_chat_id']}: update chat_id)"
     return DeliveryResult(outcome, error=error,
