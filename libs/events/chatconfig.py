@@ -89,6 +89,8 @@ def _check_mattermost(fields: dict[str, Any], path: str, errors: Errors) -> None
             errors.append((f"{path}.{key}", f"not used by a mattermost channel in {mode} mode"))
     if mode == "bot" and "server" in fields and not http_url(fields["server"]):
         errors.append((f"{path}.server", f"not an http(s) URL: {fields['server']!r}"))
+    if "icon_url" in fields and not http_url(fields["icon_url"]):
+        errors.append((f"{path}.icon_url", f"not an http(s) URL: {fields['icon_url']!r}"))
     if mode == "bot" and "channel_id" in fields and not MATTERMOST_ID.match(str(fields["channel_id"])):
         errors.append((f"{path}.channel_id", "a Mattermost channel id is letters and digits"))
 
