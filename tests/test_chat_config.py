@@ -4,6 +4,8 @@ or export shows a secret webhook URL, token or subscription."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from chatfakes import Browser, new_vapid_key
@@ -105,3 +107,21 @@ def test_export_masks_webhook_urls_tokens_and_subscriptions():
                    "8f742231b10e8888abcd99yyyzzz85a5", "AAH-example-token"):
         assert secret not in doc
     assert '"chat_id": "-100123"' in doc, "addresses that are not secrets stay readable"
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "channels"
+DOC_ENV = {"TELEGRAM_BOT": "123456789:AAH-example-token-abcdefghijklmnopqr", "VAPID_KEY": VAPID_PRIVATE,
+           "SLACK_SIGNING_SECRET": "8f742231b10e8888abcd99yyyzzz85a5", "MM_HOOK": "hookkey",
+           "MM_BOT": "bot-token", "SLACK_HOOK": "https://hooks.slack.com/services/T0/B0/x",
+           "DISCORD_HOOK": "https://discord.com/api/webhooks/1/x",
+           "TEAMS_WORKFLOW_URL": "https://prod-1.westeurope.logic.azure.com/workflows/x?sig=y"}
+
+
+@pytest.mark.parametrize("kind", ["telegram", "mattermost", "slack", "discord", "teams", "webpush"])
+def test_the_config_example_of_each_channel_page_is_valid(kind):
+    text = (DOCS / f"{kind}.md").read_text()
+    example = re.search(r"## Config\n.*?```yaml\n(.*?)```", text, re.S).group(1)
+    config = parse_config(example, env=DOC_ENV)
+    kinds = {c["type"] for c in config.channels.values()} | {
+        c["type"] for u in config.users.values() for c in u.contacts.values()}
+    assert kind in kinds
