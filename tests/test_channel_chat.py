@@ -531,3 +531,15 @@ def test_a_secret_cut_off_at_the_end_of_an_error_is_masked(cut):
     target = Target({"chat_id": "1"}, {"bot_token": BOT_TOKEN}, "telegram")
     error = f"HTTP 401: POST /bot{BOT_TOKEN[:cut]}"
     assert target.scrub(error) == "HTTP 401: POST /bot********"
+
+
+@pytest.mark.parametrize("channel", ["tg", "mm-bot", "sl", "alice/browser"])
+async def test_the_address_each_channel_connects_to_is_guarded(channel, provider):
+    # Telegram's base_url, a Mattermost server and a push endpoint are checked like a webhook URL.
+    config = chat_config(provider.url)
+    config.security.allow_private_networks = False
+    async with wrapper(config) as notifier:
+        result, tries = await notifier._send_with_retries(routed(notifier.config.directory, channel), None)
+    assert (result.outcome, tries) == ("permanent", 1)
+    assert "private address 127.0.0.1" in result.error
+    assert provider.requests == []
