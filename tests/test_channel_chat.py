@@ -543,3 +543,61 @@ async def test_the_address_each_channel_connects_to_is_guarded(channel, provider
     assert (result.outcome, tries) == ("permanent", 1)
     assert "private address 127.0.0.1" in result.error
     assert provider.requests == []
+
+
+# ------------------------------------------------------------------ a resolution edits the message paged with
+
+
+RESOLVED = {"message_kind": "resolved", "status": "resolved", "by": "alice", "body": ""}
+
+
+def with_update(kind: str, provider: FakeProvider, update_id: str) -> Target:
+    target = KINDS[kind].target(provider)
+    return Target({**target.fields, "update_id": update_id}, target.provider, target.kind)
+
+
+async def test_telegram_resolution_edits_the_paged_message(session, provider):
+    provider.answers = [lambda _: web.json_response({"ok": True, "result": {"message_id": 77}})]
+    result = await TelegramChannel(session, ActionLinks(PUBLIC, KEY)).send(
+        page(channel_kind="telegram", **RESOLVED), with_update("telegram", provider, "-100123:77"))
+
+    assert (result.outcome, result.provider_id) == ("ok", "-100123:77")
+    [request] = provider.requests
+    assert request.path == f"/bot{BOT_TOKEN}/editMessageText"
+    body = request.json()
+    assert (body["chat_id"], body["message_id"]) == ("-100123", 77)
+    assert body["text"] == f"<b>Resolved: #42 [CRITICAL] Disk /var is 97% full</b>\n{LINK}\nResolved by alice"
+    assert body["reply_markup"] == {"inline_keyboard": [[{"text": "Open incident", "url": LINK}]]}
+
+
+@pytest.mark.parametrize(("description", "requests", "outcome"), [
+    ("Bad Request: message is not modified: specified new message content and reply markup are exactly the "
+     "same", 1, "ok"),
+    ("Bad Request: message to edit not found", 2, "ok"),     # deleted: a new message instead
+])
+async def test_telegram_resolution_when_the_edit_is_refused(description, requests, outcome, session, provider):
+    provider.answers = [lambda _: web.json_response({"ok": False, "error_code": 400, "description": description},
+                                                    status=400),
+                        lambda _: telegram_answer(200)]
+    result = await TelegramChannel(session, ActionLinks(PUBLIC, KEY)).send(
+        page(channel_kind="telegram", **RESOLVED), with_update("telegram", provider, "-100123:77"))
+    assert result.outcome == outcome
+    assert len(provider.requests) == requests
+    if requests == 2:
+        assert provider.requests[1].path.endswith("/sendMessage") and result.provider_id == "-100123:77"
+
+
+@pytest.mark.parametrize(("status", "posts"), [(200, 0), (404, 1)])
+async def test_mattermost_resolution_patches_the_post(status, posts, session, provider):
+    provider.answers = [lambda _: web.json_response({"id": "post1"}, status=status),
+                        lambda _: mattermost_answer(201)]
+    result = await MattermostChannel(session, ActionLinks(PUBLIC, KEY)).send(
+        page(channel_kind="mattermost", **RESOLVED), with_update("mattermost-bot", provider, "post1"))
+
+    assert result.outcome == "ok"
+    patch = provider.requests[0]
+    assert (patch.method, patch.path) == ("PUT", "/api/v4/posts/post1/patch")
+    [item] = patch.json()["props"]["attachments"]
+    assert item["color"] == "#388e3c" and "actions" not in item
+    assert item["fields"][1] == {"short": True, "title": "Status", "value": "resolved by alice"}
+    assert len([r for r in provider.requests if r.path == "/api/v4/posts"]) == posts, "a gone post: post anew"

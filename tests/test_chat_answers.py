@@ -332,6 +332,40 @@ async def test_mattermost_button_acts_as_the_presser_and_updates_the_post(stack,
     assert item["color"] == "#388e3c" and "actions" not in item
 
 
+# ------------------------------------------------------------------ the resolution edits what was posted
+
+
+async def test_an_alert_resolution_edits_the_chat_messages_it_paged_with(stack, ntfy, webhook):
+    tg, mm = ntfy, webhook
+    tg.default, mm.default = telegram_fake, mattermost_fake
+    await stack.start(config(f'  telegram: {{bot_token: "{BOT_TOKEN}", base_url: "{tg.url}"}}',
+                             f'  tg-ops: {{type: telegram, chat_id: "-100123"}}\n'
+                             f'  mm-bot: {{type: mattermost, mode: bot, server: "{mm.url}", '
+                             f'token: {MM_BOT_TOKEN}, channel_id: chan1}}', team_channels="[tg-ops, mm-bot]"))
+    incident = await one_incident(stack)
+    await arrived(tg, "/sendMessage")
+    await arrived(mm, "/api/v4/posts")
+
+    resolved = json.loads(json.dumps(ONE_ALERT))
+    resolved["status"] = resolved["alerts"][0]["status"] = "resolved"
+    resolved["alerts"][0]["endsAt"] = "2026-11-27T05:00:00Z"
+    assert (await stack.post_alert("alertmanager", resolved, ROUTE_TOKEN))[0] == 202
+    await status_of(stack, incident["id"], "resolved")
+
+    [edit] = await arrived(tg, "/editMessageText")
+    body = edit.json()
+    assert (body["chat_id"], body["message_id"]) == ("-100123", 77)
+    assert body["text"].startswith(f"<b>Resolved: #{incident['number']} [CRITICAL]")
+    assert body["text"].endswith("Resolved by system") and "reply_markup" not in body, "no buttons left"
+    [patch] = await arrived(mm, "/api/v4/posts/post9x8y7z/patch")
+    assert patch.method == "PUT" and patch.headers["Authorization"] == f"Bearer {MM_BOT_TOKEN}"
+    [item] = patch.json()["props"]["attachments"]
+    assert item["color"] == "#388e3c" and "actions" not in item
+    assert item["fields"][1]["value"] == "resolved by system"
+    assert len(requests_to(tg, "/sendMessage")) == 1 and len(requests_to(mm, "/api/v4/posts")) == 1, \
+        "edited, not posted again"
+
+
 # ------------------------------------------------------------------ Web Push: the signed action link
 
 

@@ -26,6 +26,7 @@ from tocsin.notifier.channels import REGISTRY
 from tocsin.notifier.channels.base import ActionLinks, Channel, DeliveryResult, Target
 from tocsin.notifier.ledger import Entry, Ledger
 from tocsin.notifier.netguard import GuardedResolver, PrivateAddressRefused, check_url
+from tocsin.notifier.posts import PostIndex
 from tocsin.notifier.settings import Settings
 
 log = logging.getLogger("tocsin.notifier")
@@ -54,12 +55,14 @@ class Notifier:
         self.config = config
         self.kinds = settings.kinds or tuple(REGISTRY)
         self.links = ActionLinks(settings.public_url, settings.secret_key)
+        self.posts: PostIndex | None = None     # set by run(): messages a resolution edits
         unknown = [k for k in self.kinds if k not in REGISTRY]
         if unknown:
             raise ValueError(f"unknown channel kinds: {', '.join(unknown)} (known: {', '.join(REGISTRY)})")
 
     async def run(self) -> None:
         self.ledger = Ledger(await self.bus.kv(DELIVERY_LEDGER_BUCKET))
+        self.posts = PostIndex(self.ledger.kv)
         async with contextlib.AsyncExitStack() as stack:
             # One session per setting of security.allow_private_networks, so a config change applies at once.
             sessions = {}
@@ -123,6 +126,8 @@ class Notifier:
         attempts += tries
         if result.outcome == "ok":
             done = Entry(state="delivered", attempts=attempts, provider_id=result.provider_id)
+            if self.posts and REGISTRY[message.channel_kind].supports_status_updates:
+                await self.posts.remember(message, result.provider_id)
         elif result.outcome == "retry" and delivery_count < self.settings.max_deliveries and msg is not None:
             # Not within this deadline: hand it back to JetStream, to try again later (any replica).
             await self.ledger.put(message.id, Entry(state="sending", attempts=attempts, error=result.error))
@@ -144,6 +149,8 @@ class Notifier:
                                  msg: Msg | None) -> tuple[DeliveryResult, int]:
         channel = self.channel(message.channel_kind)
         target = target_for(self.config.directory, message)
+        if self.posts and channel.supports_status_updates:
+            target = await self.posts.complete(message, target)
         tries = 0
 
         async def once() -> DeliveryResult:

@@ -21,6 +21,11 @@ def colour(message: NotificationRequested) -> str:
     return COLOURS.get(message.severity, "#757575")
 
 
+def status_text(message: NotificationRequested) -> str:
+    """The incident's status as a person reads it: `resolved by alice`, or just `triggered`."""
+    return f"{message.status} by {message.by}" if message.by else message.status
+
+
 def clip(text: str, limit: int) -> str:
     """At most `limit` characters, marked with an ellipsis when cut."""
     return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"

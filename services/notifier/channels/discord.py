@@ -16,7 +16,7 @@ import aiohttp
 
 from tocsin.events.notify import NotificationRequested
 from tocsin.notifier.channels.base import Channel, DeliveryResult, Target, classify_status, subject_line
-from tocsin.notifier.channels.chat import answerable, clip, colour
+from tocsin.notifier.channels.chat import answerable, clip, colour, status_text
 
 MAX_CONTENT, MAX_TITLE, MAX_DESCRIPTION = 2000, 256, 4096
 
@@ -29,7 +29,7 @@ def embed(message: NotificationRequested, answer_links: str = "") -> dict[str, A
         "description": clip(message.body or message.title, MAX_DESCRIPTION - len(tail)) + tail,
         "color": int(colour(message).lstrip("#"), 16),
         "fields": [{"name": "Severity", "value": message.severity, "inline": True},
-                   {"name": "Status", "value": message.status, "inline": True}],
+                   {"name": "Status", "value": status_text(message), "inline": True}],
     }
     if message.link:
         item["url"] = message.link

@@ -5,7 +5,8 @@ Webhook mode (`url`, optional `channel`) posts one message attachment coloured b
 Acknowledge/Resolve buttons; a button's `integration.context` carries a signed button token, and the server
 calls `integration.url` (the API's `/api/v1/callbacks/mattermost`), which acts and answers with the post's
 new look. Mattermost keeps integration contexts from clients, so only the server can present the token.
-The post id is the provider id.
+The post id is the provider id; the incident's resolution patches that post (`PUT /api/v4/posts/{id}/patch`)
+instead of adding one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 from tocsin.events.chatbuttons import button_token
 from tocsin.events.notify import NotificationRequested
 from tocsin.notifier.channels.base import Channel, DeliveryResult, Target, result_of, subject_line, text_body
-from tocsin.notifier.channels.chat import answerable, clip, colour
+from tocsin.notifier.channels.chat import answerable, clip, colour, status_text
 
 CALLBACK_PATH = "/api/v1/callbacks/mattermost"
 MAX_TEXT = 7000   # well inside Mattermost's 16,383-character post limit, with room for the rest
@@ -29,7 +30,7 @@ def attachment(message: NotificationRequested) -> dict[str, Any]:
         "title": clip(subject_line(message), 250),
         "text": clip(message.body, MAX_TEXT),
         "fields": [{"short": True, "title": "Severity", "value": message.severity},
-                   {"short": True, "title": "Status", "value": message.status}],
+                   {"short": True, "title": "Status", "value": status_text(message)}],
     }
     if message.link:
         item["title_link"] = message.link
@@ -56,6 +57,10 @@ class MattermostChannel(Channel):
             return await result_of(resp)
 
     async def _post_as_bot(self, message: NotificationRequested, target: Target) -> DeliveryResult:
+        if target.get("update_id"):
+            updated = await self._update_post(message, target)
+            if updated is not None:
+                return updated
         item = attachment(message)
         if answerable(message) and self.links.key and self.links.public_url:
             token = button_token(self.links.key, kind=self.kind, channel=message.channel,
@@ -76,4 +81,16 @@ class MattermostChannel(Channel):
                     post_id = str((await resp.json(content_type=None)).get("id", ""))
                 except (ValueError, AttributeError):
                     post_id = ""
+            return await result_of(resp, post_id)
+
+    async def _update_post(self, message: NotificationRequested, target: Target) -> DeliveryResult | None:
+        """Redraw the incident's earlier post (a resolution: green, no buttons); None if that post is gone,
+        so a new one is posted instead."""
+        post_id = target.get("update_id")
+        url = f"{target.get('server').rstrip('/')}/api/v4/posts/{post_id}/patch"
+        headers = {"Authorization": f"Bearer {target.get('token')}"}
+        body = {"props": {"attachments": [attachment(message)]}}
+        async with self.session.put(url, json=body, headers=headers, allow_redirects=False) as resp:
+            if resp.status == 404:
+                return None
             return await result_of(resp, post_id)

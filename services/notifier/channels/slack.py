@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from tocsin.events.chatbuttons import button_token
 from tocsin.events.notify import NotificationRequested
 from tocsin.notifier.channels.base import Channel, DeliveryResult, Target, result_of, subject_line, text_body
-from tocsin.notifier.channels.chat import answerable, clip
+from tocsin.notifier.channels.chat import answerable, clip, status_text
 
 MAX_SECTION = 3000
 ACTION_IDS = {"acknowledge": "tocsin_acknowledge", "resolve": "tocsin_resolve"}
@@ -36,7 +36,7 @@ def blocks(message: NotificationRequested, token: str = "") -> list[dict[str, An
     out: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": section_text(message)}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(
-            f"severity {message.severity} · {message.status}")}]},
+            f"severity {message.severity} · {status_text(message)}")}]},
     ]
     buttons: list[dict[str, Any]] = []
     if token:

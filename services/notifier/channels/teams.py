@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from tocsin.events.notify import NotificationRequested
 from tocsin.notifier.channels.base import Channel, DeliveryResult, Target, result_of, subject_line
-from tocsin.notifier.channels.chat import answerable, clip
+from tocsin.notifier.channels.chat import answerable, clip, status_text
 
 MAX_DETAILS = 12000
 TITLE_COLOUR = {"critical": "attention", "error": "attention", "warning": "warning", "info": "accent"}
@@ -26,7 +26,7 @@ def card(message: NotificationRequested, answer_url: str = "") -> dict[str, Any]
     if message.body:
         body.append({"type": "TextBlock", "text": clip(message.body, MAX_DETAILS), "wrap": True})
     body.append({"type": "FactSet", "facts": [{"title": "Severity", "value": message.severity},
-                                              {"title": "Status", "value": message.status}]})
+                                              {"title": "Status", "value": status_text(message)}]})
     actions = []
     if message.link:
         actions.append({"type": "Action.OpenUrl", "title": "Open incident", "url": message.link})

@@ -2,8 +2,9 @@
 
 A button's `callback_data` (64 bytes at most) is the compact signed form from `tocsin.events.chatbuttons`;
 pressing it reaches the API's Telegram webhook (`tocsin.api.callbacks_telegram`), which acts and edits the
-message. Telegram counts its 4,096-character limit after entity parsing, in UTF-16 code units, so the text
-is cut before it is escaped.
+message. The incident's resolution edits the message it was paged with (`editMessageText`), if it can.
+Telegram counts its 4,096-character limit after entity parsing, in UTF-16 code units, so the text is cut
+before it is escaped.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ MAX_TEXT = 4096
 
 
 def message_html(message: NotificationRequested) -> str:
-    """Bold subject, the details, and the incident link, which is never cut."""
+    """Bold subject, the details, the incident link (never cut), and who resolved it, on a resolution."""
     subject = clip_utf16(subject_line(message), 512)
     link = message.link
-    room = MAX_TEXT - _units(subject) - _units(link) - 2
+    by = clip_utf16(f"{message.status.capitalize()} by {message.by}", 200) if message.by else ""
+    room = MAX_TEXT - _units(subject) - _units(link) - _units(by) - 3
     details = clip_utf16(message.body, max(0, room)) if message.body else ""
-    parts = [f"<b>{_escape(subject)}</b>", _escape(details), _escape(link)]
+    parts = [f"<b>{_escape(subject)}</b>", _escape(details), _escape(link), _escape(by)]
     return "\n".join(p for p in parts if p)
 
 
@@ -54,6 +56,10 @@ class TelegramChannel(Channel):
         token, chat_id = target.get("bot_token"), target.get("chat_id")
         if not token:
             return DeliveryResult("permanent", error="providers.telegram.bot_token is not set")
+        if target.get("update_id"):
+            edited = await self._edit(message, target)
+            if edited is not None:
+                return edited
         body: dict[str, Any] = {"chat_id": chat_id, "text": message_html(message), "parse_mode": "HTML",
                                 "link_preview_options": {"is_disabled": True}}
         keyboard = self.keyboard(message, chat_id)
@@ -62,6 +68,25 @@ class TelegramChannel(Channel):
         url = f"{self.endpoint(target).rstrip('/')}/bot{token}/sendMessage"
         async with self.session.post(url, json=body, allow_redirects=False) as resp:
             return await telegram_result(resp, chat_id)
+
+    async def _edit(self, message: NotificationRequested, target: Target) -> DeliveryResult | None:
+        """Edit the incident's earlier message (a resolution: new text, no buttons). None when Telegram
+        cannot (deleted, too old), so a new message is sent instead."""
+        chat_id, _, message_id = target.get("update_id").rpartition(":")
+        body: dict[str, Any] = {"chat_id": chat_id, "message_id": int(message_id) if message_id.isdigit() else 0,
+                                "text": message_html(message), "parse_mode": "HTML",
+                                "link_preview_options": {"is_disabled": True}}
+        keyboard = self.keyboard(message, chat_id)
+        if keyboard:
+            body["reply_markup"] = {"inline_keyboard": keyboard}
+        url = f"{self.endpoint(target).rstrip('/')}/bot{target.get('bot_token')}/editMessageText"
+        async with self.session.post(url, json=body, allow_redirects=False) as resp:
+            result = await telegram_result(resp, chat_id)
+        if result.outcome == "ok":
+            return DeliveryResult.ok(target.get("update_id"))
+        if "message is not modified" in result.error:
+            return DeliveryResult.ok(target.get("update_id"))   # it already shows this (a Resolve press)
+        return None if result.outcome == "permanent" else result
 
     def keyboard(self, message: NotificationRequested, chat_id: str) -> list[list[dict[str, str]]]:
         rows: list[list[dict[str, str]]] = []
