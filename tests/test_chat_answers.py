@@ -195,6 +195,17 @@ async def test_telegram_button_acts_as_the_presser_and_edits_the_message(stack, 
     assert edits[1].json()["text"].endswith("<b>Resolved by telegram:mallory</b>")
     assert "reply_markup" not in edits[1].json(), "no buttons left once resolved"
 
+    # A stale Acknowledge pressed after the resolve: told so; nothing changes.
+    assert await post_update(stack, secret, callback_update(ack["callback_data"], alice, query_id="cq-late")) == 200
+    late = await eventually(lambda: _answer_to(tg, "cq-late"))
+    assert late["text"].startswith("Not changed")
+    assert (await stack.incident(incident["id"]))["resolved_by"] == "telegram:mallory"
+
+
+async def _answer_to(tg: FakeProvider, query_id: str) -> dict | None:
+    found = [r.json() for r in requests_to(tg, "/answerCallbackQuery") if r.json()["callback_query_id"] == query_id]
+    return found[0] if found else None
+
 
 # ------------------------------------------------------------------ Slack
 
@@ -270,6 +281,14 @@ async def test_slack_button_acts_as_the_presser_and_replaces_the_message(stack, 
     updates = await arrived(slack, "/response-secret", 2)
     [actions] = [b for b in updates[1].json()["blocks"] if b["type"] == "actions"]
     assert [e["action_id"] for e in actions["elements"]] == ["tocsin_open"]
+
+    # A stale Acknowledge pressed after the resolve: told so, privately; nothing changes.
+    late = block_actions(sent.json(), "tocsin_acknowledge", alice, response_url)
+    assert await post_slack(stack, late, slack_signed(late, int(time.time()))) == 200
+    notice = (await arrived(slack, "/response-secret", 3))[2].json()
+    assert notice["response_type"] == "ephemeral" and notice["replace_original"] is False
+    assert notice["text"].startswith("Not changed")
+    assert (await stack.incident(incident["id"]))["resolved_by"] == "slack:mallory"
 
 
 # ------------------------------------------------------------------ Mattermost (bot mode)

@@ -48,8 +48,9 @@ async def action(request: web.Request) -> web.Response:
                              via="mattermost")
     except AnswerRefused as exc:
         return web.json_response({"ephemeral_text": f"Not changed: {exc}"})
-    props = {"attachments": [updated_attachment(state, f"{ctx.settings.public_url}/incidents/{state.id}",
-                                                context, str(request.url.with_query(None)))]}
+    # The public URL, not the one this request came in on (a proxy in front of the API sees another).
+    props = {"attachments": [updated_attachment(state, f"{ctx.settings.public_url}/incidents/{state.id}", context,
+                                                f"{ctx.settings.public_url}/api/v1/callbacks/mattermost")]}
     return web.json_response({"update": {"message": "", "props": props},
                               "ephemeral_text": f"#{state.number} is now {state.status}"})
 

@@ -69,14 +69,19 @@ async def interaction(request: web.Request) -> web.Response:
     try:
         state = await act_as(ctx, incident_id=incident_id, user=who, action=action, via="slack")
     except AnswerRefused as exc:
-        return web.json_response({"response_type": "ephemeral", "text": f"Not changed: {exc}"})
+        # Slack ignores the body of this answer: only a response_url message reaches the presser.
+        await reply(payload, {"response_type": "ephemeral", "replace_original": False, "text": f"Not changed: {exc}"})
+        return web.Response(status=200)
+    message = as_dict(payload.get("message"))
+    await reply(payload, {"replace_original": True, "text": str(message.get("text", "")),
+                          "blocks": updated_blocks(message.get("blocks") or [], state)})
+    return web.Response(status=200)
+
+
+async def reply(payload: dict[str, Any], body: dict[str, Any]) -> None:
     response_url = str(payload.get("response_url", ""))
     if response_url.startswith(("https://", "http://")):
-        message = as_dict(payload.get("message"))
-        await call_out(response_url, {"replace_original": True, "text": str(message.get("text", "")),
-                                      "blocks": updated_blocks(message.get("blocks") or [], state)},
-                       "Slack response_url")
-    return web.Response(status=200)
+        await call_out(response_url, body, "Slack response_url")
 
 
 def updated_blocks(blocks: list[Any], state: IncidentState) -> list[Any]:

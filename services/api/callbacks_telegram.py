@@ -101,7 +101,10 @@ def edited_text(original: str, state: IncidentState) -> str:
     """The message as sent (Telegram gives it back as plain text), with one line for the current state."""
     by = state.resolved_by if state.status == "resolved" else state.acknowledged_by
     line = f"{STATUS_WORDS.get(state.status, state.status)} by {by}" if by else state.status
-    kept = original.split(STATUS_MARK)[0][: MAX_TEXT - len(STATUS_MARK) - len(line)]
+    room = MAX_TEXT - len(STATUS_MARK) - len(line.encode("utf-16-le")) // 2
+    # Telegram counts UTF-16 units; cutting the encoded text at a unit boundary and dropping a half pair
+    # keeps the edit within its limit.
+    kept = original.split(STATUS_MARK)[0].encode("utf-16-le")[: 2 * max(0, room)].decode("utf-16-le", "ignore")
     return f"{html.escape(kept)}{STATUS_MARK}<b>{html.escape(line)}</b>"
 
 
