@@ -521,6 +521,10 @@ def test_secret_webhook_urls_are_masked_in_reprs(kind):
     assert "very-secret-hook-part" not in repr(target)
     assert target.scrub(f"POST {url} failed; path /services/T0/B0/very-secret-hook-part") == (
         "POST ******** failed; path ********")
+    assert target.scrub("no_service: very-secret-hook-part") == "no_service: ********"
+    teams = Target({"url": f"https://x.example{TEAMS_HOOK_PATH}?{TEAMS_QUERY}"}, {}, "teams")
+    assert teams.scrub("bad sig teams-sig-secret-ZZ99yy88 for flow teams-flow-secret-00aa11bb") == (
+        "bad sig ******** for flow ********")
     # A generic webhook's URL is its address, not its secret (it signs with `secret`).
     assert "very-secret-hook-part" in repr(Target({"url": url}, {}, "webhook"))
 
@@ -601,3 +605,8 @@ async def test_mattermost_resolution_patches_the_post(status, posts, session, pr
     assert item["color"] == "#388e3c" and "actions" not in item
     assert item["fields"][1] == {"short": True, "title": "Status", "value": "resolved by alice"}
     assert len([r for r in provider.requests if r.path == "/api/v4/posts"]) == posts, "a gone post: post anew"
+
+
+def test_a_short_secret_is_still_masked():
+    target = Target({"url": "https://h.example/x", "token": "abc"}, {}, "ntfy")
+    assert target.scrub("refused token abc") == "refused token ********"

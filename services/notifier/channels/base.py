@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import ClassVar, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 
@@ -64,15 +64,19 @@ class Target:
         """Every secret value, and the parts of one that a provider or a library may quote on their own:
         the path of a webhook URL whose path is the credential, the endpoint and auth key of a push
         subscription. Longest first, so a part never leaves the rest of a longer secret readable."""
-        found = {v for d in (self.fields, self.provider) for k, v in d.items()
+        whole = {v for d in (self.fields, self.provider) for k, v in d.items()
                  if k in secret_fields(self.kind) and v}
+        parts: set[str] = set()
         if self.kind in SECRET_URL_KINDS and self.fields.get("url"):
-            parts = urlsplit(self.fields["url"])
-            found.add(parts.path + (f"?{parts.query}" if parts.query else ""))
-            found.add(parts.path)
+            url = urlsplit(self.fields["url"])
+            parts.update((url.path + (f"?{url.query}" if url.query else ""), url.path))
+            # A provider may quote just the token: the long path segments and the query values.
+            parts.update(s for s in url.path.split("/") if len(s) >= 16)
+            parts.update(v for _, v in parse_qsl(url.query))
         if self.kind == "webpush" and self.fields.get("subscription"):
-            found.update(_subscription_secrets(self.fields["subscription"]))
-        return sorted((s for s in found if len(s) >= 6), key=len, reverse=True)
+            parts.update(_subscription_secrets(self.fields["subscription"]))
+        # Every configured secret, however short; of the parts only those that cannot be ordinary words.
+        return sorted(whole | {p for p in parts if len(p) >= 6}, key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
         """The text with every secret of this target masked (a provider may echo a request back). Errors
