@@ -13,7 +13,6 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-import pytest
 from aiohttp import web
 from chatfakes import (
     BOT_TOKEN,
@@ -28,7 +27,7 @@ from chatfakes import (
 from harness import FakeProvider, Received, StackHandle, eventually
 from tocsin.api.chat_answers import who_pressed
 from tocsin.events import deliveries
-from tocsin.events.chatbuttons import read_telegram_callback_data
+from tocsin.events.chatbuttons import read_telegram_callback_data, telegram_webhook_secret
 from tocsin.events.config import parse_config
 from tocsin.events.keys import env_secret_key
 from tocsin.events.streams import DELIVERIES
@@ -416,11 +415,30 @@ async def test_webpush_action_acknowledges_as_the_person_paged(stack, ntfy):
     assert detail["acknowledged_by"] == "alice"
 
 
-@pytest.mark.parametrize("path", ["/api/v1/callbacks/slack", "/api/v1/callbacks/mattermost"])
-async def test_chat_callbacks_refuse_junk_without_acting(stack, path):
+async def test_chat_callbacks_refuse_junk_and_ignore_what_is_not_theirs(stack, ntfy):
+    tg = ntfy
+    tg.default = telegram_fake
     await stack.start(config("  {}", "  {}"))
     assert stack.session
-    async with stack.session.post(f"{stack.url}{path}", data=b"\x00not json",
-                                  headers={"Content-Type": "application/json"}) as resp:
-        assert resp.status in (400, 404)
-        assert "error" in await resp.json()
+
+    async def post(path: str, data: bytes, **headers: str) -> tuple[int, Any]:
+        async with stack.session.post(f"{stack.url}{path}", data=data,  # type: ignore[union-attr]
+                                      headers={"Content-Type": "application/json", **headers}) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    status, body = await post("/api/v1/callbacks/slack", b"payload=x")
+    assert (status, body["error"]["code"]) == (404, "not_found"), "no signing secret: Slack answers are off"
+    for data in (b"\x00not json", b"[1, 2]", b'{"context": {"action": "acknowledge"}}',
+                 b'{"context": {"action": "explode", "token": "x"}}'):
+        status, body = await post("/api/v1/callbacks/mattermost", data)
+        assert status in (400, 403) and "error" in body, data
+    secret = telegram_webhook_secret(env_secret_key())
+    status, body = await post("/api/v1/callbacks/telegram", b"\x00", **{"X-Telegram-Bot-Api-Secret-Token": secret})
+    assert status == 400
+    message = {"update_id": 1, "message": {"message_id": 5, "chat": {"id": 1}, "text": "/ack 1"}}
+    status, body = await post("/api/v1/callbacks/telegram", json.dumps(message).encode(),
+                              **{"X-Telegram-Bot-Api-Secret-Token": secret})
+    assert (status, body) == (200, {}), "a chat message is not an answer"
+    status, body = await stack.api("POST", "/api/v1/callbacks/telegram/setup")
+    assert status == 409 and "bot_token" in body["error"]["message"]
+    assert tg.requests == [] and await stack.incidents() == []
