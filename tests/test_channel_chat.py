@@ -591,7 +591,7 @@ async def test_telegram_resolution_when_the_edit_is_refused(description, request
         assert provider.requests[1].path.endswith("/sendMessage") and result.provider_id == "-100123:77"
 
 
-@pytest.mark.parametrize(("status", "posts"), [(200, 0), (404, 1)])
+@pytest.mark.parametrize(("status", "posts"), [(200, 0), (403, 1), (404, 1)])
 async def test_mattermost_resolution_patches_the_post(status, posts, session, provider):
     provider.answers = [lambda _: web.json_response({"id": "post1"}, status=status),
                         lambda _: mattermost_answer(201)]

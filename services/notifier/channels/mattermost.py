@@ -40,7 +40,7 @@ def attachment(message: NotificationRequested) -> dict[str, Any]:
 class MattermostChannel(Channel):
     kind: ClassVar[str] = "mattermost"
     supports_ack_buttons: ClassVar[bool] = True      # in bot mode
-    supports_status_updates: ClassVar[bool] = True   # the post is updated after a button press
+    supports_status_updates: ClassVar[bool] = True   # bot mode: redrawn on a button press and on the resolution
 
     def endpoint(self, target: Target) -> str:
         return target.get("server") if target.get("mode") == "bot" else target.get("url")
@@ -84,13 +84,13 @@ class MattermostChannel(Channel):
             return await result_of(resp, post_id)
 
     async def _update_post(self, message: NotificationRequested, target: Target) -> DeliveryResult | None:
-        """Redraw the incident's earlier post (a resolution: green, no buttons); None if that post is gone,
-        so a new one is posted instead."""
+        """Redraw the incident's earlier post (a resolution: green, no buttons); None if that post is gone
+        or may not be edited by this bot any more, so a new one is posted instead."""
         post_id = target.get("update_id")
         url = f"{target.get('server').rstrip('/')}/api/v4/posts/{post_id}/patch"
         headers = {"Authorization": f"Bearer {target.get('token')}"}
         body = {"props": {"attachments": [attachment(message)]}}
         async with self.session.put(url, json=body, headers=headers, allow_redirects=False) as resp:
-            if resp.status == 404:
+            if resp.status in (403, 404):
                 return None
             return await result_of(resp, post_id)

@@ -47,7 +47,7 @@ def _units(text: str) -> int:
 class TelegramChannel(Channel):
     kind: ClassVar[str] = "telegram"
     supports_ack_buttons: ClassVar[bool] = True
-    supports_status_updates: ClassVar[bool] = True   # the message is edited when a button is pressed
+    supports_status_updates: ClassVar[bool] = True   # edited on a button press and on the resolution
 
     def endpoint(self, target: Target) -> str:
         return target.get("base_url", API)
