@@ -25,6 +25,7 @@ from chatfakes import (
 )
 
 from harness import FakeProvider, Received, StackHandle, eventually
+from tocsin.api.callbacks_mattermost import destination
 from tocsin.api.chat_answers import who_pressed
 from tocsin.events import deliveries
 from tocsin.events.chatbuttons import read_telegram_callback_data, telegram_webhook_secret
@@ -442,3 +443,16 @@ async def test_chat_callbacks_refuse_junk_and_ignore_what_is_not_theirs(stack, n
     status, body = await stack.api("POST", "/api/v1/callbacks/telegram/setup")
     assert status == 409 and "bot_token" in body["error"]["message"]
     assert tg.requests == [] and await stack.incidents() == []
+
+
+def test_a_mattermost_button_is_bound_to_the_channel_or_contact_it_was_posted_by():
+    config = parse_config("""
+users:
+  alice:
+    contacts: {mm: {type: mattermost, mode: bot, server: "https://chat.example", token: t, channel_id: dmalice}}
+channels:
+  mm-bot: {type: mattermost, mode: bot, server: "https://chat.example", token: t, channel_id: chan1}
+""")
+    assert destination(config, "mm-bot")["channel_id"] == "chan1"
+    assert destination(config, "alice/mm")["channel_id"] == "dmalice"
+    assert destination(config, "bob/mm") == destination(config, "nobody") == {}

@@ -17,6 +17,7 @@ from tocsin.api.answers import AnswerRefused, act_as
 from tocsin.api.chat_answers import MAX_CALLBACK_BODY, STATUS_WORDS, who_pressed
 from tocsin.api.context import Context
 from tocsin.events.chatbuttons import read_button_token
+from tocsin.events.config import Config
 from tocsin.events.incidents import IncidentState
 from tocsin.events.signing import ACTIONS, BadSignature
 from tocsin.events.web import ApiError, read_json_body
@@ -39,8 +40,7 @@ async def action(request: web.Request) -> web.Response:
     except BadSignature as exc:
         raise ApiError(403, f"this button is not valid ({exc})", code="bad_link") from None
     config = ctx.config.directory.config
-    posted_to = config.channels.get(channel, {})
-    if str(posted_to.get("channel_id", "")) != str(body.get("channel_id", "")):
+    if str(destination(config, channel).get("channel_id", "")) != str(body.get("channel_id", "")):
         raise ApiError(403, "this button was not posted in this channel", code="bad_link")
     who = who_pressed(config, "mattermost", str(body.get("user_id", "")), str(body.get("user_name", "")))
     try:
@@ -53,6 +53,16 @@ async def action(request: web.Request) -> web.Response:
                                                 f"{ctx.settings.public_url}/api/v1/callbacks/mattermost")]}
     return web.json_response({"update": {"message": "", "props": props},
                               "ephemeral_text": f"#{state.number} is now {state.status}"})
+
+
+def destination(config: Config, name: str) -> dict[str, Any]:
+    """The config of a shared channel, or of a person's contact (`<user>/<contact>`), by the name a
+    notification carries."""
+    user, _, contact = name.partition("/")
+    if contact:
+        found = config.users.get(user)
+        return found.contacts.get(contact, {}) if found else {}
+    return config.channels.get(name, {})
 
 
 def updated_attachment(state: IncidentState, link: str, context: dict[str, Any], url: str) -> dict[str, Any]:
