@@ -40,7 +40,8 @@ async def action(request: web.Request) -> web.Response:
     except BadSignature as exc:
         raise ApiError(403, f"this button is not valid ({exc})", code="bad_link") from None
     config = ctx.config.directory.config
-    if str(destination(config, channel).get("channel_id", "")) != str(body.get("channel_id", "")):
+    posted_in = str(destination(config, channel).get("channel_id", ""))
+    if not posted_in or posted_in != str(body.get("channel_id", "")):
         raise ApiError(403, "this button was not posted in this channel", code="bad_link")
     who = who_pressed(config, "mattermost", str(body.get("user_id", "")), str(body.get("user_name", "")))
     try:
