@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
@@ -19,6 +20,7 @@ from tocsin.events.notify import NotificationRequested
 from tocsin.notifier.channels.base import Target
 
 REMEMBERED = ("page", "escalation", "reminder")
+log = logging.getLogger("tocsin.notifier.posts")
 
 
 class PostIndex:
@@ -31,8 +33,14 @@ class PostIndex:
         return f"post.{message.aggregate_id}.{hashlib.sha256(message.channel.encode()).hexdigest()[:24]}"
 
     async def remember(self, message: NotificationRequested, provider_id: str) -> None:
+        """Best effort: the page is sent whatever happens here, and must not be sent again because the index
+        could not be written (the ledger is written after this)."""
         if provider_id and message.aggregate_id and message.message_kind in REMEMBERED:
-            await self.kv.put(self.key(message), provider_id.encode())
+            try:
+                await self.kv.put(self.key(message), provider_id.encode())
+            except Exception as exc:   # any failure only costs the later edit
+                log.warning("could not remember message %s of notification %s: %s", provider_id, message.id,
+                            type(exc).__name__)
 
     async def complete(self, message: NotificationRequested, target: Target) -> Target:
         """The target of a resolution notice, with the id of the message to edit when there is one."""
@@ -41,6 +49,9 @@ class PostIndex:
         try:
             entry = await self.kv.get(self.key(message))
         except KeyNotFoundError:
+            return target
+        except Exception as exc:   # without the index, the notice is posted anew
+            log.warning("could not look up the message to edit for %s: %s", message.id, type(exc).__name__)
             return target
         if not entry.value:
             return target
