@@ -20,6 +20,13 @@ import msgspec
 import yaml
 
 from tocsin.events.base import Event
+from tocsin.events.chatconfig import (
+    SECRET_URL_KINDS,
+    check_chat_destination,
+    check_chat_identities,
+    check_chat_providers,
+    masked_url,
+)
 from tocsin.events.durations import parse_duration
 from tocsin.events.providers import check_destination, check_providers
 
@@ -41,7 +48,7 @@ CHANNEL_FIELDS: dict[str, dict[str, bool]] = {   # field -> required (for shared
     "webpush": {"subscription": False},
     "webhook": {"url": True, "secret": False},
     "mattermost": {"url": False, "channel": False, "mode": False, "server": False, "token": False,
-                   "channel_id": False},
+                   "channel_id": False, "icon_url": False},
     "slack": {"url": True},
     "discord": {"url": True},
     "teams": {"url": True},
@@ -50,9 +57,10 @@ CHANNEL_FIELDS: dict[str, dict[str, bool]] = {   # field -> required (for shared
 # The address field of a person's contact that defaults to the person's own email or phone.
 PERSONAL_DEFAULTS = {"email": "to", "sms": "to", "voice": "to", "signal": "recipient"}
 SECRET_FIELDS = frozenset({"token", "secret", "password", "auth_token", "bot_token", "vapid_private_key",
-                           "user_key", "key"})
+                           "user_key", "key", "signing_secret"})
 # The kinds this version of the notifier delivers; the others are accepted by the config and reported.
-DELIVERABLE_KINDS = frozenset({"ntfy", "webhook", "log", "email", "sms", "voice", "pushover", "signal"})
+DELIVERABLE_KINDS = frozenset({"ntfy", "webhook", "log", "email", "sms", "voice", "pushover", "signal",
+                               "telegram", "mattermost", "slack", "discord", "teams", "webpush"})
 TARGET_KINDS = ("rotation", "user", "channel", "team")
 MATCH_OPS = ("=~", "!~", "!=", "=")
 MAX_PATTERN = 256
@@ -61,6 +69,20 @@ MAIL_LOCAL_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 HOST_FIELDS: dict[str, type] = {"watch": bool, "team": str, "interval": str, "overdue_after": str, "key": str,
                                 "thresholds": str, "channels": list}
 MIN_HOST_KEY = 16
+
+
+def secret_fields(kind: str) -> frozenset[str]:
+    """The fields of a `kind` destination that are secret: the shared names, plus a webhook URL that is
+    itself the credential (Slack, Discord, Teams, Mattermost) and a browser's push subscription."""
+    extra = {"url"} if kind in SECRET_URL_KINDS else {"subscription"} if kind == "webpush" else set()
+    return SECRET_FIELDS | extra
+
+
+def is_secret(key: str, container: Any) -> bool:
+    """Whether `key` of this mapping holds a secret: a destination (it has a `type`) by its kind's fields,
+    anything else (provider blocks, routes) by the shared names."""
+    kind = container.get("type") if isinstance(container, dict) else None
+    return key in (secret_fields(kind) if isinstance(kind, str) else SECRET_FIELDS)
 
 
 class ConfigError(Exception):
@@ -85,6 +107,7 @@ class User(msgspec.Struct, forbid_unknown_fields=True):
     role: str = "user"
     contacts: dict[str, dict[str, Any]] = {}
     rules: list[Rule] = []
+    chat: dict[str, str] = {}       # chat accounts (telegram, slack, mattermost) whose button presses act as this user
 
 
 class RotationSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -252,6 +275,13 @@ def read_config(text: str | bytes, env: dict[str, str] | None = None) -> ConfigF
         raise ConfigError([("", f"not valid YAML: {exc}")]) from None
     if not isinstance(doc, dict):
         raise ConfigError([("", "the top level must be a mapping")])
+    try:
+        msgspec.json.encode(doc)
+    except UnicodeEncodeError:
+        # YAML's "\ud800" escapes make text that is not Unicode; nothing downstream could store it.
+        raise ConfigError([("", "contains text that is not valid Unicode (an unpaired surrogate escape)")]) from None
+    except TypeError:
+        pass  # a YAML type JSON has no form for; the type checks below name its path
     errors: list[tuple[str, str]] = []
     doc = substitute_env(_yaml_scalars_to_str(doc), dict(os.environ) if env is None else env, "", errors)
     errors.extend(_shape_errors(doc))
@@ -318,9 +348,9 @@ def _check_duration(text: str, path: str, errors: list[tuple[str, str]]) -> time
         return None
 
 
-def _check_url(url: Any, path: str, errors: list[tuple[str, str]]) -> None:
+def _check_url(url: Any, path: str, errors: list[tuple[str, str]], secret: bool = False) -> None:
     if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-        errors.append((path, f"not an http(s) URL: {url!r}"))
+        errors.append((path, f"not an http(s) URL: {masked_url(url) if secret else repr(url)}"))
 
 
 def _check_destination(kind: Any, fields: dict[str, Any], path: str, errors: list[tuple[str, str]],
@@ -341,8 +371,9 @@ def _check_destination(kind: Any, fields: dict[str, Any], path: str, errors: lis
         if required and key not in fields and not (personal and kind in PERSONAL_DEFAULTS):
             errors.append((f"{path}.{key}", f"required for a {kind} channel"))
     if kind in ("webhook", "slack", "discord", "teams") or (kind == "mattermost" and "url" in fields):
-        _check_url(fields.get("url"), f"{path}.url", errors)
+        _check_url(fields.get("url"), f"{path}.url", errors, secret=kind in SECRET_URL_KINDS)
     check_destination(kind, fields, path, errors)
+    check_chat_destination(kind, fields, path, errors)
     if kind == "ntfy" and "server" in fields:
         _check_url(fields["server"], f"{path}.server", errors)
     if kind == "ntfy" and not re.fullmatch(r"[-_A-Za-z0-9]{1,64}", str(fields.get("topic", "x"))):
@@ -528,6 +559,8 @@ def validate(config: Config) -> list[tuple[str, str]]:
         for key in ("server", "base_url", "rest_url"):
             if key in provider:
                 _check_url(provider[key], f"providers.{name}.{key}", errors)
+    check_chat_providers(config.providers, errors)
+    check_chat_identities(config.users, errors)
     return errors
 
 
@@ -594,6 +627,12 @@ def redacted(config: Config) -> dict[str, Any]:
             return "********"
         return value
     doc = msgspec.to_builtins(config)
+    destinations = [*doc.get("channels", {}).values(),
+                    *(c for u in doc.get("users", {}).values() for c in u.get("contacts", {}).values())]
+    for dest in destinations:
+        for key in secret_fields(str(dest.get("type"))) & dest.keys():
+            if dest[key]:
+                dest[key] = "********"
     for route in doc.get("routes", {}).values():
         route.pop("token", None)
         route.pop("token_sha256", None)

@@ -17,7 +17,10 @@ from aiohttp import web
 from tocsin.api import (
     answers,
     apidocs,
+    callbacks_mattermost,
     callbacks_pushover,
+    callbacks_slack,
+    callbacks_telegram,
     callbacks_twilio,
     config_store,
     configviews,
@@ -124,7 +127,8 @@ def add_routes(app: web.Application) -> None:
     openapi.install(app, [*ENDPOINTS, *incidents.ENDPOINTS, *oncall.ENDPOINTS, *configviews.ENDPOINTS,
                           *objects.ENDPOINTS, *teams.ENDPOINTS, *notices.ENDPOINTS, *answers.ENDPOINTS,
                           *apidocs.ENDPOINTS, *ops.ENDPOINTS,
-                          *callbacks_twilio.ENDPOINTS, *callbacks_pushover.ENDPOINTS])
+                          *callbacks_twilio.ENDPOINTS, *callbacks_pushover.ENDPOINTS,
+                          *callbacks_telegram.ENDPOINTS, *callbacks_slack.ENDPOINTS, *callbacks_mattermost.ENDPOINTS])
 
 
 def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool | None = None,

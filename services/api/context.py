@@ -11,7 +11,7 @@ from aiohttp import web
 from tocsin.api.auth import Caller, authenticate
 from tocsin.api.settings import Settings
 from tocsin.events.bus import Bus
-from tocsin.events.config import SECRET_FIELDS
+from tocsin.events.config import is_secret
 from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.repository import IncidentRepository
 from tocsin.events.sealing import Sealer
@@ -67,7 +67,7 @@ class Context:
         """A `providers:` block of the running config with its secrets opened (they are sealed at rest and
         on the CONFIG stream); empty when the block is not configured."""
         block = self.config.directory.config.providers.get(name) or {}
-        return {k: self.sealer.unseal(v) if k in SECRET_FIELDS and isinstance(v, str) else v
+        return {k: self.sealer.unseal(v) if is_secret(k, block) and isinstance(v, str) else v
                 for k, v in block.items()}
 
     async def caller(self, request: web.Request) -> Caller:

@@ -412,7 +412,7 @@ class Router:
                 id=stable_id("notify", state.id, "resolved", name), aggregate_id=state.id, at=self.clock(),
                 channel_kind=kind, channel=name, destination=public_fields(dest),
                 message_kind="resolved", incident_number=state.number, title=state.title,
-                severity=state.severity, link=self._link(state), status="resolved")))
+                severity=state.severity, link=self._link(state), status="resolved", by=state.resolved_by or "")))
         if out:
             await self.bus.publish_many(out)
 

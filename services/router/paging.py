@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from tocsin.events.base import stable_id
-from tocsin.events.config import DELIVERABLE_KINDS, SECRET_FIELDS
+from tocsin.events.config import DELIVERABLE_KINDS, is_secret
 from tocsin.events.directory import Directory
 from tocsin.events.durations import parse_duration
 from tocsin.events.incidents import IncidentState
@@ -72,7 +72,7 @@ def broadcast_channels(directory: Directory, state: IncidentState) -> list[str]:
 
 
 def public_fields(dest: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in dest.items() if k not in SECRET_FIELDS}
+    return {k: v for k, v in dest.items() if not is_secret(k, dest)}
 
 
 def plan_step(directory: Directory, state: IncidentState, step: int, repeat: int, *, now: datetime,
