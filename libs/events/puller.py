@@ -80,7 +80,6 @@ class PullStats:
     stale_messages: int = 0    # messages received for a request no longer open: handled all the same
     stale_statuses: int = 0    # statuses for a request no longer open: ignored
     heartbeats: int = 0
-    most_open: int = 0         # most requests this puller had open at once (requests it has not given up on)
 
 
 class Puller:
@@ -100,7 +99,7 @@ class Puller:
         self._wanted = 0                      # the open request's batch
         self._got = 0                         # messages received for it so far
         self._refusal: PullRefused | None = None
-        self._changed = asyncio.Event()       # set when the open request ends or a stale message arrives
+        self._changed = asyncio.Event()       # set when the open request ends
         self._buffer: collections.deque[Msg] = collections.deque()
         self._closing = False
 
@@ -164,7 +163,6 @@ class Puller:
         self._open_until = time.monotonic() + expires + GRACE
         self._changed.clear()
         self.stats.requests += 1
-        self.stats.most_open = max(self.stats.most_open, 1)
         payload = {"batch": batch, "expires": int(expires * 1e9), "no_wait": True}
         await self.nc.publish(self.next_subject, json.dumps(payload).encode(), reply=f"{self.inbox}.{n}")
 
