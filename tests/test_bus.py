@@ -21,6 +21,7 @@ import pytest_asyncio
 from nats.aio.msg import Msg
 
 from harness import eventually
+from tocsin.embedded import EmbeddedNats
 from tocsin.events.bus import Bus, consume
 from tocsin.events.puller import Puller, PullRefused
 from tocsin.events.streams import ConsumerDef
@@ -196,6 +197,26 @@ async def test_cancelled_mid_fetch_leaves_nothing_waiting_for_the_ack_wait(strea
         await eventually(lambda: _acked_all(stream))
 
 
+async def test_consuming_goes_on_after_the_server_restarts(stream: Bus, nats_server: EmbeddedNats | None) -> None:
+    if nats_server is None:
+        pytest.skip("needs the harness's own NATS server to stop and start it")
+    puller = await stream.pull(WORK)
+    handled = Handled()
+    async with consuming(puller, handled, batch=10, idle_timeout=0.5):
+        await publish(stream, "before")
+        await eventually(lambda: _true(handled.payloads == ["before"]))
+        await eventually(lambda: _acked_all(stream))   # an ack in flight when the server stops would be lost
+        nats_server.stop()
+        await eventually(lambda: _true(not stream.connected))
+        nats_server.start()   # same port, same store: the consumer and its position are still there
+        await eventually(lambda: _true(stream.connected), timeout=20)
+        await eventually(lambda: _published(stream, "after-1", "after-2"), timeout=20, interval=0.3)
+        await eventually(lambda: _true(sorted(handled.payloads) == ["after-1", "after-2", "before"]), timeout=20)
+        info = await eventually(lambda: _acked_all(stream), timeout=20)
+    assert collections.Counter(handled.payloads).most_common(1)[0][1] == 1, handled.payloads
+    assert info.num_redelivered == 0
+
+
 async def test_a_pull_on_a_missing_consumer_is_refused(stream: Bus) -> None:
     puller = await Puller.start(stream.nc, STREAM, "no-such-consumer")
     try:
@@ -213,6 +234,14 @@ async def _true(value: bool) -> bool:
 
 async def _eq(value: object, expected: object) -> bool:
     return await value == expected  # type: ignore[misc]
+
+
+async def _published(bus: Bus, *payloads: str) -> bool:
+    try:
+        await publish(bus, *payloads)
+    except Exception:
+        return False
+    return True
 
 
 async def _acked_all(bus: Bus) -> object:

@@ -149,12 +149,16 @@ class Puller:
         for msg in list(self._buffer):
             await _nak(msg)
         self._buffer.clear()
-        if self._sub is not None and not self.nc.is_closed:
-            # drain: unsubscribe, then a round trip, so every message the server sent before it saw the
-            # unsubscribe still reaches `_on_msg` (which NAKs it now) instead of being dropped.
-            with contextlib.suppress(Exception):
+        if self._sub is None or self.nc.is_closed:
+            return
+        with contextlib.suppress(Exception):
+            if self.nc.is_connected:
+                # drain: unsubscribe, then a round trip, so every message the server sent before it saw the
+                # unsubscribe still reaches `_on_msg` (which NAKs it now) instead of being dropped.
                 async with asyncio.timeout(2):
                     await self._sub.drain()
+            else:   # reconnecting: nothing more can arrive; just do not subscribe again on reconnect
+                await self._sub.unsubscribe()
 
     async def _request(self, batch: int, expires: float) -> None:
         self._number += 1
