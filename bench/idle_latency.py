@@ -1,6 +1,7 @@
 """Delivery latency after idle gaps: nats-py's fetch loop (the bus before) beside the bus's Puller, in one run.
 
-    python bench/idle_latency.py [--messages 300] [--pairs 4] [--gap 0.5,2.0] [--json]
+    python bench/idle_latency.py [--messages 300] [--pairs 4] [--gap 1.0,2.5] [--group 1,3]
+                                 [--spacing 0.02,0.4] [--json]
 
 The stall this measures: a consumer that idles sends one pull request per second (the fetch timeout). With
 nats-py's `fetch(batch, timeout=1)` the server's 408 for an expired request can arrive after the client's
@@ -14,8 +15,11 @@ pairs of durable consumers on that stream, all with the same filter, so every me
   (`old_consume` below, kept so that the two can be compared in one run);
 - `new`: `tocsin.events.bus.consume` on the bus's `Puller` (batch 64, idle timeout 1 s, as the router runs).
 
-Then it publishes `--messages` messages one at a time, each after a random idle pause drawn from `--gap`
-(seconds, uniform), so each lands at a different point of every consumer's 1 s pull cycle. A message's
+Then it publishes `--messages` messages one at a time, in groups as an incident starts: an idle pause drawn
+from `--gap` (seconds, uniform; long enough for every pull request to expire), then 1-3 messages
+(`--group`) `--spacing` seconds apart. The stall needs that shape: the first message after the idle period
+is taken by one of the two open requests, a second one within the next second by the other, lingering one.
+Random pauses make the messages land at every point of each consumer's 1 s pull cycle. A message's
 latency, per consumer, is from the start of its publish to the moment the consumer's handler gets it (one
 clock: everything runs in this process, on uvloop as the services do). Every consumer acks what it gets.
 
@@ -103,15 +107,20 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         load_before = load_average()
         sent: dict[int, float] = {}
         await asyncio.sleep(high)
-        for n in range(args.messages):
-            await asyncio.sleep(rng.uniform(low, high))
-            sent[n] = time.monotonic()
-            await bus.js.publish(SUBJECT, str(n).encode(), headers={"Nats-Msg-Id": f"idle-{n}"})
+        while len(sent) < args.messages:
+            await asyncio.sleep(rng.uniform(low, high))          # idle: every consumer's request expires
+            for i in range(rng.randint(*args.group)):            # then the first alerts of an incident
+                if i:
+                    await asyncio.sleep(rng.uniform(*args.spacing))
+                n = len(sent)
+                sent[n] = time.monotonic()
+                await bus.js.publish(SUBJECT, str(n).encode(), headers={"Nats-Msg-Id": f"idle-{n}"})
         for _ in range(150):   # up to 15 s for the last deliveries
             if all(len(r.got) == len(sent) for rs in receivers.values() for r in rs):
                 break
             await asyncio.sleep(0.1)
-        result: dict[str, object] = {"messages": args.messages, "pairs": args.pairs, "gap": [low, high],
+        result: dict[str, object] = {"messages": len(sent), "pairs": args.pairs, "gap": [low, high],
+                                     "group": list(args.group), "spacing": list(args.spacing),
                                      "load_before": load_before, "load_after": load_average()}
         for path, rs in receivers.items():
             missing = sum(len(sent) - len(r.got) for r in rs)
@@ -140,7 +149,8 @@ def report(r: dict, command: str) -> None:  # type: ignore[type-arg]
     print(f"command  {command}")
     print(f"machine  {machine()}; NATS embedded (JetStream file storage), uvloop; load average "
           f"{r['load_before']} before, {r['load_after']} after")
-    print(f"{r['messages']} messages one at a time, idle {r['gap'][0]}-{r['gap'][1]} s before each, "
+    print(f"{r['messages']} messages one at a time, in groups of {r['group'][0]}-{r['group'][1]} "
+          f"{r['spacing'][0]}-{r['spacing'][1]} s apart, each group after {r['gap'][0]}-{r['gap'][1]} s idle; "
           f"each delivered to {r['pairs']} consumers per path (batch {BATCH}, idle timeout {IDLE_TIMEOUT:.0f} s)")
     for path, title in (("old", "old: nats-py fetch"), ("new", "new: bus Puller")):
         x = r[path]
@@ -155,11 +165,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--messages", type=int, default=300, help="messages sent one at a time (300)")
     parser.add_argument("--pairs", type=int, default=4, help="consumers per path, each gets every message (4)")
-    parser.add_argument("--gap", default="0.5,2.0", help="idle pause before each message, min,max seconds")
+    parser.add_argument("--gap", default="1.0,2.5", help="idle pause before each group, min,max seconds")
+    parser.add_argument("--group", default="1,3", help="messages per group, min,max (1,3)")
+    parser.add_argument("--spacing", default="0.02,0.4", help="pause between a group's messages, min,max s")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="also print one JSON line of results")
     args = parser.parse_args()
     args.gap = tuple(float(x) for x in args.gap.split(","))
+    args.group = tuple(int(x) for x in args.group.split(","))
+    args.spacing = tuple(float(x) for x in args.spacing.split(","))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # so that the cleanup below runs
     use_uvloop()
     tmp = Path(tempfile.mkdtemp(prefix="tocsin-bench-idle-"))
