@@ -12,7 +12,8 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from tocsin.api import answers, config_store, configviews, incidents, oncall
+from tocsin.api import answers, config_store, configviews, incidents, oncall, silences
+from tocsin.api.alert_routing import routing_answer
 from tocsin.api.context import CONTEXT, Context
 from tocsin.api.projector import Projector
 from tocsin.api.settings import Settings
@@ -54,6 +55,7 @@ async def get_alert(request: web.Request) -> web.Response:
         "SELECT incident_id FROM api_incident_events WHERE body->>'alert_id' = $1 LIMIT 1", row["id"])
     body.pop("type", None)
     body["incident_id"] = incident
+    body["routing"] = await routing_answer(ctx.pool, row["id"])
     return web.json_response(body)
 
 
@@ -72,6 +74,7 @@ def add_routes(app: web.Application) -> None:
     oncall.add_routes(app)
     configviews.add_routes(app)
     answers.add_routes(app)
+    silences.add_routes(app)
 
 
 def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool | None = None,

@@ -15,13 +15,13 @@ import asyncpg
 import msgspec
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from tocsin.events import alerts, deliveries, incidents
+from tocsin.events import alerts, deliveries, incidents, routing
 from tocsin.events.bus import Bus
-from tocsin.events.streams import ALERTS, DELIVERIES, INCIDENTS
+from tocsin.events.streams import ALERTS, DELIVERIES, INCIDENTS, ROUTING
 from tocsin.events.tasks import cancel_and_wait
 
 log = logging.getLogger("tocsin.projector")
-STREAMS = (ALERTS.name, INCIDENTS.name, DELIVERIES.name)
+STREAMS = (ALERTS.name, INCIDENTS.name, DELIVERIES.name, ROUTING.name)
 _state_decoder = msgspec.json.Decoder(incidents.IncidentState)
 
 UPSERT_INCIDENT = """
@@ -121,6 +121,8 @@ class Projector:
                 await self._alerts(conn, fresh)
             elif stream == DELIVERIES.name:
                 await self._deliveries(conn, fresh)
+            elif stream == ROUTING.name:
+                await self._routing(conn, fresh)
             top = max(seq for seq, _ in fresh)
             await conn.execute(
                 "INSERT INTO api_projection_offsets (stream, last_seq) VALUES ($1, $2) "
@@ -187,6 +189,16 @@ class Projector:
                          status, attempts, provider_id, error, event.at))
         # In stream order: one notification's later event wins (executemany runs the rows in order).
         await conn.executemany(UPSERT_DELIVERY, rows)
+
+
+    async def _routing(self, conn: asyncpg.Connection, items: list[tuple[int, bytes]]) -> None:
+        # The latest outcome per alert wins (an alert is routed once; a redelivery records the same).
+        await conn.executemany(
+            "INSERT INTO api_alert_routing (alert_id, outcome, routed_at, body) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (alert_id) DO UPDATE SET outcome = EXCLUDED.outcome, routed_at = EXCLUDED.routed_at, "
+            "body = EXCLUDED.body",
+            [(e.alert_id, e.outcome, e.at, data.decode())
+             for _, data, e in self._decoded(ROUTING.name, items, routing.decoder)])
 
 
 async def _watch(leader: asyncpg.Connection) -> None:
