@@ -194,3 +194,19 @@ async def test_thresholds_notify_each_change_and_renotify(stack, ntfy, clock, ud
     clock.advance(timedelta(hours=3))
     await settled(stack, 5)
     assert len(ntfy.requests) == 16
+
+
+async def test_host_state_survives_a_restart(stack, ntfy, clock, udp):
+    """The last beat is in Postgres: a stack started again still knows the host is due, and tells once."""
+    await stack.start(CONFIG.format(ntfy=ntfy.url))
+    web = Host(udp, "prod-web-01")
+    web.send("alive")
+    await settled(stack, 1)
+    await stack.stop()
+    clock.advance(timedelta(minutes=2))
+    await stack.start(CONFIG.format(ntfy=ntfy.url))
+    await ntfy.wait_for(3)
+    assert sorted(told(ntfy)) == [("alice-pages", "prod-web-01 udp overdue"),
+                                  ("infra-room", "prod-web-01 udp overdue"), ("web-room", "prod-web-01 udp overdue")]
+    await asyncio.sleep(1)
+    assert len(ntfy.requests) == 3

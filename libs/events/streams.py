@@ -116,7 +116,8 @@ SCHEDULER_REQUESTS = ConsumerDef("TIMERS", "scheduler-requests", "timers.request
 SCHEDULER_INCIDENTS = ConsumerDef("INCIDENTS", "scheduler-incidents", "incidents.>")
 # Host watching: the scheduler keeps each host's state in Postgres; the router tells what it publishes.
 SCHEDULER_HEARTBEATS = ConsumerDef("HEARTBEATS", "scheduler-heartbeats", "heartbeats.>")
-ROUTER_HOSTS = ConsumerDef("HOSTS", "router-hosts", "hosts.>", ack_wait=timedelta(seconds=10))
+# One notice in flight across all routers: `overdue` must open the incident before `back` resolves it.
+ROUTER_HOSTS = ConsumerDef("HOSTS", "router-hosts", "hosts.>", ack_wait=timedelta(seconds=10), max_ack_pending=1)
 
 
 def notifier_consumer(kind: str) -> ConsumerDef:
