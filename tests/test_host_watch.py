@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 from nats.js.errors import NotFoundError
 
-from harness import FakeProvider, StackHandle, eventually, free_port
+from harness import FakeClock, FakeProvider, StackHandle, eventually, free_port
+from tocsin.events import heartbeats, hostwatch
+from tocsin.events.base import new_id, utcnow
+from tocsin.events.config import CONFIG_SUBJECT, ConfigApplied, parse_config
+from tocsin.events.configbus import ConfigWatcher
+from tocsin.events.streams import HOSTS
+from tocsin.scheduler.app import Scheduler
+from tocsin.scheduler.settings import Settings as SchedulerSettings
 
 CONFIG = """
 timezone: UTC
@@ -210,3 +217,37 @@ async def test_host_state_survives_a_restart(stack, ntfy, clock, udp):
                                   ("infra-room", "prod-web-01 udp overdue"), ("web-room", "prod-web-01 udp overdue")]
     await asyncio.sleep(1)
     assert len(ntfy.requests) == 3
+
+
+async def test_no_host_is_overdue_before_the_beats_that_waited_are_read(bus, pool):
+    """A scheduler that starts after a long stop finds every deadline past; its first ticks must wait for
+    the heartbeats queued meanwhile, or every host would be called overdue (and back a moment later)."""
+    config = parse_config(CONFIG.format(ntfy="http://127.0.0.1:9"), env={})
+    await bus.publish(CONFIG_SUBJECT, ConfigApplied(id=new_id(), at=utcnow(), revision=1, config=config))
+    watcher = ConfigWatcher(bus)
+    await watcher.start()
+    clock = FakeClock()
+    long_ago = clock() - timedelta(minutes=10)
+    await pool.execute("INSERT INTO scheduler_hosts (host, status, last_seen, last_received_at, overdue_at) "
+                       "VALUES ('prod-web-01', 'up', $1, $1, $2)", long_ago, long_ago + timedelta(seconds=90))
+    await bus.publish(heartbeats.subject("prod-web-01"), heartbeats.HeartbeatReceived(
+        id="prod-web-01-queued", aggregate_id="prod-web-01", at=utcnow(), host="prod-web-01", event="alive",
+        interval=30, seq=7, received_at=utcnow()))
+    scheduler = Scheduler(SchedulerSettings(tick_seconds=0.05), bus, pool, clock, watcher)
+
+    async def notices() -> list[str]:
+        return [hostwatch.decoder.decode(d).text for _, d in await bus.read_subject(HOSTS.name, "hosts.>")]
+
+    await scheduler.tick()                    # before it has read anything: nobody is overdue yet
+    assert await notices() == []
+    task = asyncio.create_task(scheduler.run())
+    try:
+        await eventually(lambda: pool.fetchval("SELECT last_seen > $1 FROM scheduler_hosts", long_ago))
+        await asyncio.sleep(0.3)
+        assert await notices() == []
+        clock.advance(timedelta(seconds=91))
+        assert await eventually(notices) == ["prod-web-01 udp overdue"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await watcher.stop()

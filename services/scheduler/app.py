@@ -69,6 +69,9 @@ class Scheduler:
         # API silences; those that ended early are handed to the silence_expiry module on the next tick.
         self.silences = SilenceWatcher(bus, self._silence_changed)
         self._ended_silences: dict[str, datetime] = {}
+        # No host is called overdue before this scheduler has read the heartbeats that waited for it:
+        # after a long stop every deadline has passed, but the beats that would move them are queued.
+        self.beats_current = False
 
     async def run(self) -> None:
         requests = await self.bus.pull(SCHEDULER_REQUESTS)
@@ -77,6 +80,9 @@ class Scheduler:
                 consume(incident_events, self._cancel, batch=500, name="scheduler-incidents")]
         if self.config is not None:   # host watching needs the config (watch, intervals, thresholds)
             beats = await self.bus.pull(SCHEDULER_HEARTBEATS)
+            info = await beats.consumer_info()
+            # Beats handed to a scheduler that died are not pending but not done either: wait for them too.
+            self.beats_current = info.num_pending == 0 and info.num_ack_pending == 0
             work.append(consume(beats, self._beats, batch=500, name="scheduler-heartbeats"))
         await self.silences.start()
         try:
@@ -100,6 +106,8 @@ class Scheduler:
             await hosts.apply_beats(conn, self.bus, self.config.directory, beats, self.clock())
         for msg in msgs:
             await msg.ack()
+        if msgs and msgs[-1].metadata.num_pending == 0:
+            self.beats_current = True
 
     async def _store(self, msgs: list[Msg]) -> None:
         rows = []
@@ -162,7 +170,7 @@ class Scheduler:
                 await shift_reminders.tick(conn, self.bus, self.config.directory, self.clock(),
                                            self._shifts_known)
             await silence_expiry.tick(conn, self._ended_silences)
-            if self.config is not None:
+            if self.config is not None and self.beats_current:
                 await host_overdue.tick(conn, self.bus, self.config.directory, self.clock())
                 await threshold_renotify.tick(conn, self.bus, self.config.directory, self.clock())
         self.lateness = (self.lateness + late)[-10_000:]
