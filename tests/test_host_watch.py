@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from nats.js.errors import NotFoundError
 
@@ -251,3 +253,46 @@ async def test_no_host_is_overdue_before_the_beats_that_waited_are_read(bus, poo
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await watcher.stop()
+
+
+async def test_two_schedulers_tell_each_overdue_host_and_each_renotify_once(bus, pool):
+    hosts = {f"web-{i:02d}": {"watch": True, "team": "infra", "interval": "30s", "thresholds": "p"}
+             for i in range(40)}
+    config = parse_config(CONFIG.format(ntfy="http://127.0.0.1:9"), env={})
+    config = msgspec.structs.replace(config, hosts=hosts, thresholds={"p": {"m.cpu": {"critical": "> 90"}}})
+    await bus.publish(CONFIG_SUBJECT, ConfigApplied(id=new_id(), at=utcnow(), revision=1, config=config))
+    clock = FakeClock()
+    due = clock() - timedelta(seconds=1)
+    await pool.execute("INSERT INTO scheduler_hosts (host, status, last_seen, last_received_at, overdue_at) "
+                       "SELECT h, 'up', $2, $2, $2 FROM unnest($1::text[]) AS h", list(hosts), due)
+    await pool.execute("INSERT INTO scheduler_host_metrics (host, metric, level, value, since, renotify_at) "
+                       "SELECT h, 'm.cpu', 'CRITICAL', 95, $2, $2 FROM unnest($1::text[]) AS h", list(hosts), due)
+    published: list[hostwatch.HostNotice] = []
+
+    async def seen(msg) -> None:  # type: ignore[no-untyped-def]
+        # A plain subscription sees every publish, also copies that JetStream would drop as duplicates.
+        published.append(hostwatch.decoder.decode(msg.data))
+
+    sub = await bus.nc.subscribe("hosts.>", cb=seen)
+    watchers = [ConfigWatcher(bus) for _ in range(2)]
+    schedulers = [Scheduler(SchedulerSettings(tick_seconds=0.01), bus, pool, clock, w) for w in watchers]
+    for watcher in watchers:
+        await watcher.start()
+    tasks = [asyncio.create_task(s.run()) for s in schedulers]
+    try:
+        await eventually(lambda: pool.fetchval("SELECT count(*) = 40 FROM scheduler_hosts WHERE status = "
+                                               "'overdue'"))
+        await eventually(lambda: pool.fetchval("SELECT count(*) = 40 FROM scheduler_host_metrics "
+                                               "WHERE renotified = 1"))
+        await asyncio.sleep(0.5)
+        kinds = Counter((n.host, n.kind) for n in published)
+        assert len(kinds) == 80 and set(kinds.values()) == {1}, kinds.most_common(3)
+        assert {n.text for n in published if n.kind == "metric"} == {
+            f"CRITICAL: {h} - m.cpu = 95.0 (threshold: > 90.0)" for h in hosts}
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for watcher in watchers:
+            await watcher.stop()
+        await sub.unsubscribe()
