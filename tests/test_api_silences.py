@@ -116,6 +116,12 @@ async def test_scopes_and_unknown_ids(stack, ntfy):
         status, answer = await stack.api("DELETE", f"/api/v1/silences/{bad_id}")
         assert status == 404, (bad_id, answer)
     assert (await stack.api("GET", "/api/v1/silences?state=sleeping"))[0] == 422
+    # a silence that has not started yet, expired: it never covers anything
+    status, later = await stack.api("POST", "/api/v1/silences", json={
+        "matchers": {"service": "db"}, "starts": iso(timedelta(hours=1)), "ends": iso(timedelta(hours=2))})
+    assert status == 201 and later["state"] == "pending"
+    status, ended = await stack.api("DELETE", f"/api/v1/silences/{later['id']}")
+    assert status == 200 and ended["state"] == "expired" and ended["starts"] == ended["ends"]
     status, answer = await stack.api("POST", "/api/v1/silences", json={"matchers": {"x": "=~("}, "ends": "2040-01-01"})
     assert status == 422 and answer["error"]["details"]["path"] == "matchers.x"
     assert answer["error"]["code"]

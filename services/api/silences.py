@@ -145,7 +145,9 @@ async def expire_silence(request: web.Request) -> web.Response:
     now = utcnow()
     if current.silence.ends <= now:
         raise ApiError(409, "the silence has already ended")
-    ended = msgspec.structs.replace(current.silence, ends=max(now, current.silence.starts), expired_by=caller.user)
+    # A silence that had not started yet ends before it begins: [now, now) covers nothing.
+    ended = msgspec.structs.replace(current.silence, starts=min(current.silence.starts, now), ends=now,
+                                    expired_by=caller.user)
     try:
         await ctx.bus.publish(silences.subject(silence_id), SilenceExpired(
             id=new_id(), aggregate_id=silence_id, version=current.version + 1, at=now, silence=ended),

@@ -33,12 +33,14 @@ ON CONFLICT (host) DO UPDATE SET status = EXCLUDED.status, last_seen = EXCLUDED.
     last_received_at = EXCLUDED.last_received_at, overdue_at = EXCLUDED.overdue_at, updated_at = now()
 """
 
-# A metric that keeps its level keeps its re-notification schedule; one that changes level starts anew.
+# A metric that keeps its level keeps its re-notification schedule; one that changes level starts anew. One
+# without a schedule (renotify was off, or the profile changed) gets one when renotify is on again.
 UPSERT_METRICS = """
 INSERT INTO scheduler_host_metrics (host, metric, level, value, since, renotify_at, renotified)
 SELECT *, 0 FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::timestamptz[], $6::timestamptz[])
 ON CONFLICT (host, metric) DO UPDATE SET level = EXCLUDED.level, value = EXCLUDED.value, since = EXCLUDED.since,
     renotify_at = CASE WHEN scheduler_host_metrics.since IS DISTINCT FROM EXCLUDED.since
+                         OR scheduler_host_metrics.renotify_at IS NULL
                        THEN EXCLUDED.renotify_at ELSE scheduler_host_metrics.renotify_at END,
     renotified = CASE WHEN scheduler_host_metrics.since IS DISTINCT FROM EXCLUDED.since
                       THEN 0 ELSE scheduler_host_metrics.renotified END
