@@ -76,17 +76,20 @@ class Scheduler:
     async def run(self) -> None:
         requests = await self.bus.pull(SCHEDULER_REQUESTS)
         incident_events = await self.bus.pull(SCHEDULER_INCIDENTS)
-        work = [consume(requests, self._store, batch=500, name="scheduler-requests"),
-                consume(incident_events, self._cancel, batch=500, name="scheduler-incidents")]
+        beats = None
         if self.config is not None:   # host watching needs the config (watch, intervals, thresholds)
             beats = await self.bus.pull(SCHEDULER_HEARTBEATS)
             info = await beats.consumer_info()
             # Beats handed to a scheduler that died are not pending but not done either: wait for them too.
             self.beats_current = info.num_pending == 0 and info.num_ack_pending == 0
-            work.append(consume(beats, self._beats, batch=500, name="scheduler-heartbeats"))
         await self.silences.start()
         try:
-            await asyncio.gather(*work, self._ticker())
+            work = [consume(requests, self._store, batch=500, name="scheduler-requests"),
+                    consume(incident_events, self._cancel, batch=500, name="scheduler-incidents"),
+                    self._ticker()]
+            if beats is not None:
+                work.append(consume(beats, self._beats, batch=500, name="scheduler-heartbeats"))
+            await asyncio.gather(*work)
         finally:
             await self.silences.stop()
 
