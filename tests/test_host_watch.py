@@ -296,3 +296,37 @@ async def test_two_schedulers_tell_each_overdue_host_and_each_renotify_once(bus,
         for watcher in watchers:
             await watcher.stop()
         await sub.unsubscribe()
+
+
+async def test_silences_cover_host_notices_and_overdue_incidents(stack, ntfy, clock, udp):
+    await stack.start(CONFIG.format(ntfy=ntfy.url) + """
+silences:
+  - {matchers: {host: db-01}, starts: "2020-01-01T00:00", ends: "2040-01-01T00:00", comment: rack move}
+  - {matchers: {metric: disk_monitor.free_percent}, starts: "2020-01-01T00:00", ends: "2040-01-01T00:00"}
+""")
+    db, web = Host(udp, "db-01", 10), Host(udp, "prod-web-01")
+    db.send("boot")
+    web.send("alive", cpu_monitor={"cpu_percent": 95.2}, disk_monitor={"free_percent": 1.0})
+    await ntfy.wait_for(2)     # the cpu line, to the host's channel and the team's; not the disk line
+    await settled(stack, 2)
+    assert sorted(told(ntfy)) == [
+        ("infra-room", "CRITICAL: prod-web-01 - cpu_monitor.cpu_percent = 95.2 (threshold: > 90.0)"),
+        ("web-room", "CRITICAL: prod-web-01 - cpu_monitor.cpu_percent = 95.2 (threshold: > 90.0)")]
+    clock.advance(timedelta(minutes=6))      # both overdue; db-01 silenced: an incident, nobody paged
+    await ntfy.wait_for(5)                   # prod-web-01 udp overdue: its page and two channels
+    items = await eventually(lambda: _count_incidents(stack, 2))
+    [incident] = [i for i in items if i["title"] == "db-01 udp overdue"]
+    detail = await eventually(lambda: _silenced(stack, incident["id"]))
+    assert detail["comment"] == "rack move" and detail["silence_id"] == "config:0"
+    await asyncio.sleep(0.5)
+    assert all("db-01" not in text for _, text in told(ntfy)[2:])
+
+
+async def _silenced(stack: StackHandle, incident_id: str) -> dict[str, Any] | None:
+    timeline = (await stack.incident(incident_id))["timeline"]
+    return next((e for e in timeline if e["type"] == "incident.silenced"), None)
+
+
+async def _count_incidents(stack: StackHandle, n: int) -> list[dict[str, Any]] | None:
+    items = await stack.incidents()
+    return items if len(items) == n else None
