@@ -29,6 +29,7 @@ from tocsin.events.chatconfig import (
 )
 from tocsin.events.durations import parse_duration
 from tocsin.events.providers import check_destination, check_providers
+from tocsin.events.thresholds import profile_errors
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -544,6 +545,7 @@ def validate(config: Config) -> list[tuple[str, str]]:
         if route.rate_limit < 0 or route.max_body_bytes < 0:
             errors.append((path, "limits cannot be negative"))
     _check_hosts(config, errors)
+    errors.extend(profile_errors(config.thresholds))
     for i, silence in enumerate(config.silences):
         spath = f"silences[{i}]"
         if not silence.matchers:

@@ -30,8 +30,10 @@ from tocsin.api import (
     oncall,
     ops,
     pushover_receipts,
+    silences,
     teams,
 )
+from tocsin.api.alert_routing import routing_answer
 from tocsin.api.context import CONTEXT, Context
 from tocsin.api.projector import Projector
 from tocsin.api.settings import Settings
@@ -73,6 +75,7 @@ class AlertView(msgspec.Struct, kw_only=True):
     links: list[dict[str, str]] = []
     raw: Any = None
     incident_id: str | None
+    routing: dict[str, Any] | None = None    # what routing did with it, or why nobody was paged
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -103,6 +106,7 @@ async def get_alert(request: web.Request) -> web.Response:
         "SELECT incident_id FROM api_incident_events WHERE body->>'alert_id' = $1 LIMIT 1", row["id"])
     body.pop("type", None)
     body["incident_id"] = incident
+    body["routing"] = await routing_answer(ctx.pool, row["id"])
     return web.json_response(body)
 
 
@@ -128,7 +132,8 @@ def add_routes(app: web.Application) -> None:
                           *objects.ENDPOINTS, *teams.ENDPOINTS, *notices.ENDPOINTS, *answers.ENDPOINTS,
                           *apidocs.ENDPOINTS, *ops.ENDPOINTS,
                           *callbacks_twilio.ENDPOINTS, *callbacks_pushover.ENDPOINTS,
-                          *callbacks_telegram.ENDPOINTS, *callbacks_slack.ENDPOINTS, *callbacks_mattermost.ENDPOINTS])
+                          *callbacks_telegram.ENDPOINTS, *callbacks_slack.ENDPOINTS, *callbacks_mattermost.ENDPOINTS,
+                          *silences.ENDPOINTS])
 
 
 def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool | None = None,
