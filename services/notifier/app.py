@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
 from typing import Any
 
 import aiohttp
+import msgspec
 from nats.aio.msg import Msg
 from opentelemetry import context as otel_context
 from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_random_exponential
 
-from tocsin.events import deliveries, notify
+from tocsin.events import deadletters, deliveries, notify
 from tocsin.events.base import Event, stable_id, utcnow
-from tocsin.events.bus import Bus, consume, decode_or_drop, extract_context
+from tocsin.events.bus import Bus, extract_context
 from tocsin.events.config import SECRET_FIELDS
 from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.directory import Directory
 from tocsin.events.notify import NotificationRequested
 from tocsin.events.observability import tracer
 from tocsin.events.streams import DELIVERY_LEDGER_BUCKET, notifier_consumer
+from tocsin.notifier.bundling import BUNDLED_MESSAGES, Sent, Throttle
 from tocsin.notifier.channels import REGISTRY
 from tocsin.notifier.channels.base import ActionLinks, Channel, DeliveryResult, Target
 from tocsin.notifier.ledger import Entry, Ledger
 from tocsin.notifier.netguard import GuardedResolver, PrivateAddressRefused, check_url
+from tocsin.notifier.pacing import Pacer, SlotTooFar
+from tocsin.notifier.policies import Bundling
+from tocsin.notifier.pump import pump
 from tocsin.notifier.settings import Settings
 
 log = logging.getLogger("tocsin.notifier")
@@ -48,15 +54,19 @@ def target_for(directory: Directory, message: NotificationRequested) -> Target:
 
 
 class Notifier:
-    def __init__(self, settings: Settings, bus: Bus, config: ConfigWatcher) -> None:
+    def __init__(self, settings: Settings, bus: Bus, config: ConfigWatcher,
+                 registry: dict[str, type[Channel]] | None = None) -> None:
         self.settings = settings
         self.bus = bus
         self.config = config
-        self.kinds = settings.kinds or tuple(REGISTRY)
+        self.registry = registry or REGISTRY
+        self.kinds = settings.kinds or tuple(self.registry)
         self.links = ActionLinks(settings.public_url, settings.secret_key)
-        unknown = [k for k in self.kinds if k not in REGISTRY]
+        self.pacer = Pacer(max_hold=settings.max_hold)
+        self.throttle = Throttle(lambda m: self._send_with_retries(m, None))
+        unknown = [k for k in self.kinds if k not in self.registry]
         if unknown:
-            raise ValueError(f"unknown channel kinds: {', '.join(unknown)} (known: {', '.join(REGISTRY)})")
+            raise ValueError(f"unknown channel kinds: {', '.join(unknown)} (known: {', '.join(self.registry)})")
 
     async def run(self) -> None:
         self.ledger = Ledger(await self.bus.kv(DELIVERY_LEDGER_BUCKET))
@@ -68,9 +78,10 @@ class Notifier:
                 sessions[allow] = await stack.enter_async_context(aiohttp.ClientSession(
                     connector=connector, timeout=aiohttp.ClientTimeout(total=self.settings.http_timeout)))
             self._sessions = sessions
+            stack.push_async_callback(self.throttle.close)
             subs = [await self.bus.pull(notifier_consumer(kind)) for kind in self.kinds]
             await asyncio.gather(*(
-                consume(sub, self._handle_batch, batch=self.settings.concurrency, name=f"notifier-{kind}")
+                pump(sub, self._handle_alone, in_flight=self.settings.concurrency, name=f"notifier-{kind}")
                 for sub, kind in zip(subs, self.kinds, strict=True)))
 
     @property
@@ -79,25 +90,44 @@ class Notifier:
                 or os.environ.get("TOCSIN_ALLOW_PRIVATE_NETWORKS", "") in ("1", "true", "yes"))
 
     def channel(self, kind: str) -> Channel:
-        return REGISTRY[kind](self._sessions[self.allow_private], self.links)
+        return self.registry[kind](self._sessions[self.allow_private], self.links)
 
-    async def _handle_batch(self, msgs: list[Msg]) -> None:
-        # Each message stands alone: one that fails is handed back alone, never its whole batch.
-        await asyncio.gather(*(self._handle_alone(msg) for msg in msgs))
+    def bundling(self, channel: Channel) -> Bundling | None:
+        """The channel class's bundling, with the installation's window and threshold where set."""
+        policy = channel.bundle
+        if policy is None or self.settings.bundle_window == 0:
+            return None
+        return Bundling(
+            threshold=policy.threshold if self.settings.bundle_threshold is None else self.settings.bundle_threshold,
+            window=policy.window if self.settings.bundle_window is None else self.settings.bundle_window)
 
     async def _handle_alone(self, msg: Msg) -> None:
+        # Each message stands alone: one that fails is handed back alone.
         try:
             await self._handle(msg)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            delivered = msg.metadata.num_delivered or 1
+            if delivered >= self.settings.max_deliveries:
+                # JetStream would stop delivering it without a word: keep it where an operator sees it.
+                log.exception("notification on %s failed %d times; dead-lettered", msg.subject, delivered)
+                with contextlib.suppress(Exception):
+                    await self._dead_letter(msg, None, "max_deliveries", f"{type(exc).__name__}: {exc}"[:300])
+                    await msg.term()
+                return
             log.exception("notification on %s failed; it will be redelivered", msg.subject)
             with contextlib.suppress(Exception):
                 await msg.nak(delay=5)
 
     async def _handle(self, msg: Msg) -> None:
-        message = await decode_or_drop(msg, notify.decoder, "notifier")
-        if message is None:
+        try:
+            message = notify.decoder.decode(msg.data)
+        except msgspec.DecodeError as exc:
+            # No retry makes it readable: keep it for a person, then stop it coming back.
+            log.error("notifier: undecodable command on %s dead-lettered: %s", msg.subject, exc)
+            await self._dead_letter(msg, None, "undecodable", str(exc)[:300])
+            await msg.term()
             return
         token = otel_context.attach(extract_context(msg))
         heartbeat = asyncio.create_task(_keep_in_progress(msg))
@@ -119,26 +149,53 @@ class Notifier:
             return
         delivery_count = msg.metadata.num_delivered if msg is not None else 1
         attempts = (entry.attempts if entry else 0)
-        result, tries = await self._send_with_retries(message, msg)
-        attempts += tries
+        try:
+            sent = await self._send(message, msg)
+        except SlotTooFar as exc:
+            # The destination's queue is long: come back when its slot is near, holding nothing meanwhile.
+            if msg is None:
+                raise
+            await msg.nak(delay=exc.delay)
+            return
+        result = sent.result
+        attempts += sent.tries
         if result.outcome == "ok":
-            done = Entry(state="delivered", attempts=attempts, provider_id=result.provider_id)
+            done = Entry(state="delivered", attempts=attempts, provider_id=result.provider_id,
+                         bundle_id=sent.bundle_id)
         elif result.outcome == "retry" and delivery_count < self.settings.max_deliveries and msg is not None:
             # Not within this deadline: hand it back to JetStream, to try again later (any replica).
-            await self.ledger.put(message.id, Entry(state="sending", attempts=attempts, error=result.error))
-            await self._publish([(deliveries.subject(message.channel_kind), deliveries.DeliveryAttempted(
-                id=stable_id("attempt", message.id, str(attempts)), aggregate_id=message.aggregate_id,
-                at=utcnow(), notification_id=message.id, channel_kind=message.channel_kind,
-                channel=message.channel, user=message.user, attempt=attempts, outcome="retry",
-                error=result.error))])
-            await msg.nak(delay=min(300.0, 2.0 ** min(delivery_count, 8)))
+            await asyncio.gather(
+                self.ledger.put(message.id, Entry(state="sending", attempts=attempts, error=result.error)),
+                self._publish([(deliveries.subject(message.channel_kind), deliveries.DeliveryAttempted(
+                    id=stable_id("attempt", message.id, str(attempts)), aggregate_id=message.aggregate_id,
+                    at=utcnow(), notification_id=message.id, channel_kind=message.channel_kind,
+                    channel=message.channel, user=message.user, attempt=attempts, outcome="retry",
+                    error=result.error))]))
+            await msg.nak(delay=min(300.0, max(result.retry_after or 0.0, 2.0 ** min(delivery_count, 8))))
             return
         else:
             done = Entry(state="failed", attempts=attempts, error=result.error)
-        await self.ledger.put(message.id, done)
-        await self._record(message, done)
+        # The ledger, the record and a dead letter are all written before the ack; none needs another first.
+        writes = [self.ledger.put(message.id, done), self._record(message, done)]
+        if done.state == "failed" and msg is not None:
+            reason: deadletters.Reason = "permanent" if result.outcome == "permanent" else "max_deliveries"
+            writes.append(self._dead_letter(msg, message, reason, done.error, attempts))
+        await asyncio.gather(*writes)
         if msg is not None:
             await msg.ack()
+
+    async def _send(self, message: NotificationRequested, msg: Msg | None) -> Sent:
+        """Send now, or, for a page to a contact that is getting a burst, inside a bundle."""
+        channel = self.channel(message.channel_kind)
+        policy = self.bundling(channel)
+        if policy is not None and msg is not None and message.message_kind in BUNDLED_MESSAGES:
+            target = target_for(self.config.directory, message)
+            key = f"{message.channel_kind}:{channel.destination_key(message, target)}"
+            joined = self.throttle.offer(key, policy, message)
+            if joined is not None:
+                return await joined
+        result, tries = await self._send_with_retries(message, msg)
+        return Sent(result, tries)
 
     async def _send_with_retries(self, message: NotificationRequested,
                                  msg: Msg | None) -> tuple[DeliveryResult, int]:
@@ -148,6 +205,8 @@ class Notifier:
 
         async def once() -> DeliveryResult:
             nonlocal tries
+            await self.pacer.wait(channel.destination_key(message, target), channel.rate_limit,
+                                  channel.provider_key(target), channel.provider_rate_limit)
             tries += 1
             try:
                 url = target.get("url") or target.get("server")
@@ -183,11 +242,24 @@ class Notifier:
         event: Event
         if entry.state == "delivered":
             event = deliveries.Delivered(id=stable_id("delivered", message.id), attempts=entry.attempts,
-                                         provider_id=entry.provider_id, **common)
+                                         provider_id=entry.provider_id, bundle_id=entry.bundle_id, **common)
         else:
             event = deliveries.DeliveryFailed(id=stable_id("failed", message.id), attempts=entry.attempts,
                                               error=entry.error, **common)
         await self._publish([(deliveries.subject(message.channel_kind), event)])
+
+    async def _dead_letter(self, msg: Msg, message: NotificationRequested | None, reason: deadletters.Reason,
+                           error: str, attempts: int = 0) -> None:
+        kind = message.channel_kind if message else msg.subject.rpartition(".")[2]
+        # One dead letter per notification (or per stored message, when it cannot be read), however often
+        # this runs: the id is the Nats-Msg-Id.
+        key = message.id if message else f"seq-{msg.metadata.sequence.stream}"
+        await self._publish([(deadletters.subject(kind), deadletters.DeadLettered(
+            id=stable_id("dead", key), aggregate_id=message.aggregate_id if message else "", at=utcnow(),
+            notification_id=message.id if message else "", channel_kind=kind,
+            channel=message.channel if message else "", user=message.user if message else "",
+            reason=reason, error=error, attempts=attempts, subject=msg.subject,
+            payload=base64.b64encode(msg.data).decode()))])
 
     async def _publish(self, items: list[tuple[str, Event]]) -> None:
         await self.bus.publish_many(items)
