@@ -32,6 +32,7 @@ from tocsin.events.streams import (
     ROUTER_INCIDENTS,
     ROUTER_TIMERS,
 )
+from tocsin.router.fallback import Fallback
 from tocsin.router.matching import matches
 from tocsin.router.paging import broadcast_channels, next_position, plan_step, public_fields, resolve_targets
 from tocsin.router.settings import Settings
@@ -64,7 +65,9 @@ class Router:
         alerts_sub = await self.bus.pull(ROUTER_ALERTS)
         timers_sub = await self.bus.pull(ROUTER_TIMERS)
         incidents_sub = await self.bus.pull(ROUTER_INCIDENTS)
+        fallback = Fallback(self.bus, self.config, self.repo, self._link, self.clock)
         await asyncio.gather(
+            fallback.run(),
             consume(alerts_sub, self._handle_alerts, batch=self.settings.batch, name="router-alerts"),
             consume(timers_sub, self._handle_timers, batch=self.settings.batch, name="router-timers"),
             consume(incidents_sub, self._handle_incidents, batch=500, name="router-incidents"),
