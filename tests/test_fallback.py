@@ -32,7 +32,8 @@ security: {{allow_private_networks: true}}
 providers: {{ntfy: {{server: "{ntfy.url}"}}}}
 users:
   alice:
-    contacts: {{push: {{type: ntfy, topic: alice-pages}}, hook: {{type: webhook, url: "{hook.url}/alice"}}{extra_contact}}}
+    contacts:
+      {{push: {{type: ntfy, topic: alice-pages}}, hook: {{type: webhook, url: "{hook.url}/alice"}}{extra_contact}}}
     rules: [{{contact: push}}, {{contact: hook, after: 1h}}{extra_rule}]
 {channel}
 teams:
