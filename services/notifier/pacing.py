@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from tocsin.notifier.policies import RateLimit
 
@@ -30,9 +30,11 @@ class SlotTooFar(Exception):
 
 
 class Pacer:
-    def __init__(self, max_hold: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, max_hold: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.max_hold = max_hold
         self.clock = clock
+        self.sleep = sleep
         self._next: dict[str, float] = {}    # key -> the earliest time its next send may start
         self._reservations = 0
 
@@ -52,14 +54,14 @@ class Pacer:
                 raise SlotTooFar(slot - start)
             slot = self._reserve(destination, limit, start)
             if slot > start:
-                await asyncio.sleep(slot - start)
+                await self.sleep(slot - start)
         if provider_limit is not None:
             # Taken only once the destination's turn has come, so one busy destination reserves no
             # provider time ahead and cannot hold back the provider's other destinations.
             now = self.clock()
             slot = self._reserve(provider, provider_limit, now)
             if slot > now:
-                await asyncio.sleep(slot - now)
+                await self.sleep(slot - now)
         self._forget_old()
         return self.clock() - start
 
