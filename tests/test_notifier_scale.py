@@ -8,7 +8,6 @@ and printed (the aim is at most 0.1 %; the test fails above 1 %, a bound no nois
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
 import pytest
