@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -327,3 +329,55 @@ def test_channels_without_provider_limits_declare_none():
         assert (REGISTRY[kind].rate_limit, REGISTRY[kind].provider_rate_limit, REGISTRY[kind].bundle) == (
             None, None, None)
 
+
+
+# ------------------------------------------------------------------ seeing and replaying dead letters
+
+
+async def tocsin(nats_url: str, *args: str) -> tuple[int, str, str]:
+    env = {**os.environ, "TOCSIN_NATS_URL": nats_url}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "tocsin", *args, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_dead_letters_are_listed_and_replayed_once_the_cause_is_fixed(bus, nats_url, webhook):
+    webhook.default = lambda _: web.Response(status=404, text="no such hook")
+    await bus.publish(notify.subject("webhook"), page("n-dead", f"{webhook.url}/hook"))
+    await bus.js.publish(notify.subject("webhook"), b"garbage", headers={"Nats-Msg-Id": "garbage-1"})
+    async with running(bus, nats_url) as task:
+        await outcomes(bus, task, {"n-dead"})
+        await eventually(lambda: _at_least(dead(bus), 2))
+
+        code, out, _ = await tocsin(nats_url, "dead-letters", "list")
+        assert code == 0
+        lines = out.splitlines()
+        assert len(lines) == 2
+        [failed] = [line for line in lines if "n-dead" in line]
+        [junk] = [line for line in lines if "(undecodable)" in line]
+        assert "webhook alice/hook  permanent  n-dead  HTTP 404: no such hook" in failed
+        seq, junk_seq = failed.split()[0], junk.split()[0]
+
+        webhook.default = 200   # the receiver is fixed
+        code, out, err = await tocsin(nats_url, "dead-letters", "replay", seq)
+        assert (code, err) == (0, ""), err
+        new_id = out.split()[-1]
+        assert out.startswith(f"replayed {seq} as notification ")
+        delivered = await outcomes(bus, task, {new_id})
+        assert isinstance(delivered[new_id], deliveries.Delivered)
+
+        code, _, _ = await tocsin(nats_url, "dead-letters", "replay", seq)   # again: the same notification
+        assert code == 0
+        code, _, err = await tocsin(nats_url, "dead-letters", "replay", junk_seq, "999")
+        assert code == 1
+        assert f"dead letter {junk_seq} holds no readable command (undecodable)" in err
+        assert "no dead letter 999" in err
+
+        async def settled() -> bool:
+            info = await bus.js.consumer_info(NOTIFY.name, "notifier-webhook")
+            return info.num_pending == 0 and info.num_ack_pending == 0
+        await eventually(settled)
+    ids = [r.headers["X-Tocsin-Notification-Id"] for r in webhook.requests]
+    assert ids == ["n-dead", new_id], "the replay was sent once; the first refusal is not sent again"

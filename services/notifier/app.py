@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -71,6 +72,16 @@ class Notifier:
 
     async def run(self) -> None:
         self.ledger = Ledger(await self.bus.kv(DELIVERY_LEDGER_BUCKET))
+        async with self.sessions(), contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(self.throttle.close)
+            subs = [await self.bus.pull(notifier_consumer(kind)) for kind in self.kinds]
+            await asyncio.gather(*(
+                pump(sub, self._handle_alone, in_flight=self.settings.concurrency, name=f"notifier-{kind}")
+                for sub, kind in zip(subs, self.kinds, strict=True)))
+
+    @contextlib.asynccontextmanager
+    async def sessions(self) -> AsyncIterator[None]:
+        """The outbound HTTP sessions, open for as long as the block runs."""
         async with contextlib.AsyncExitStack() as stack:
             # One session per setting of security.allow_private_networks, so a config change applies at once.
             sessions = {}
@@ -79,11 +90,7 @@ class Notifier:
                 sessions[allow] = await stack.enter_async_context(aiohttp.ClientSession(
                     connector=connector, timeout=aiohttp.ClientTimeout(total=self.settings.http_timeout)))
             self._sessions = sessions
-            stack.push_async_callback(self.throttle.close)
-            subs = [await self.bus.pull(notifier_consumer(kind)) for kind in self.kinds]
-            await asyncio.gather(*(
-                pump(sub, self._handle_alone, in_flight=self.settings.concurrency, name=f"notifier-{kind}")
-                for sub, kind in zip(subs, self.kinds, strict=True)))
+            yield
 
     @property
     def allow_private(self) -> bool:
@@ -197,6 +204,10 @@ class Notifier:
                 return await joined
         result, tries = await self._send_with_retries(message, msg)
         return Sent(result, tries)
+
+    async def send_now(self, message: NotificationRequested) -> tuple[DeliveryResult, int]:
+        """Send one message outside the bus (no ledger, no bundling), retried within the send deadline."""
+        return await self._send_with_retries(message, None)
 
     async def _send_with_retries(self, message: NotificationRequested,
                                  msg: Msg | None) -> tuple[DeliveryResult, int]:
