@@ -33,6 +33,7 @@ from tocsin.notifier.channels.base import Channel
 from tocsin.notifier.channels.webhook import WebhookChannel
 from tocsin.notifier.pacing import Pacer, SlotTooFar
 from tocsin.notifier.policies import Bundling, RateLimit
+from tocsin.notifier.pump import Flow, LoopLag
 from tocsin.notifier.settings import Settings
 
 
@@ -381,3 +382,52 @@ async def test_dead_letters_are_listed_and_replayed_once_the_cause_is_fixed(bus,
         await eventually(settled)
     ids = [r.headers["X-Tocsin-Notification-Id"] for r in webhook.requests]
     assert ids == ["n-dead", new_id], "the replay was sent once; the first refusal is not sent again"
+
+
+# ------------------------------------------------------------------ the pump's flow
+
+
+def test_flow_grows_while_the_loop_keeps_time_and_shrinks_when_it_runs_late():
+    lag = LoopLag()
+    flow = Flow(300, 200, least=8, lag=lag)
+    assert flow.limit == 8, "a slow start"
+    flow.tasks = 8
+    assert flow.free() == 0
+    for _ in range(40):
+        lag.measured(0.0)       # the loop keeps time: sends wait on providers, not on the CPU
+    assert flow.limit == 200 and flow.room.is_set()
+    for _ in range(10):
+        lag.measured(0.080)     # 80 ms late: short of CPU
+    assert flow.limit == 8 and not flow.room.is_set()
+
+
+def test_held_messages_leave_their_place_to_others():
+    flow = Flow(10, least=4, lag=LoopLag())
+    flow.limit = 4
+    flow.tasks = 4
+    assert flow.free() == 0
+    with flow.hold(), flow.hold():
+        assert flow.free() == 2 and flow.room.is_set()
+    assert flow.free() == 0 and not flow.room.is_set()
+    flow.tasks, flow.holding = 10, 10
+    assert flow.free() == 0, "never more than `most` in hand"
+
+
+async def test_a_provider_that_hangs_does_not_stall_the_other_destinations(bus, nats_url, webhook):
+    release = asyncio.Event()
+
+    async def hang_on_slow(received: Received) -> web.Response:
+        if received.path == "/slow":
+            await release.wait()
+        return web.Response(status=200)
+
+    webhook.default = hang_on_slow
+    pages = [page(f"slow-{i}", f"{webhook.url}/slow", channel="slow", user="") for i in range(40)]
+    pages.append(page("fast-1", f"{webhook.url}/fast", channel="fast", user=""))
+    await bus.publish_many([(notify.subject("webhook"), p) for p in pages])
+    try:
+        async with running(bus, nats_url, send_deadline=30.0) as task:
+            await outcomes(bus, task, {"fast-1"})
+            assert len([r for r in webhook.requests if r.path == "/slow"]) == 40, "all 40 hang at once"
+    finally:
+        release.set()

@@ -33,7 +33,7 @@ from tocsin.notifier.ledger import Entry, Ledger
 from tocsin.notifier.netguard import GuardedResolver, PrivateAddressRefused, check_url
 from tocsin.notifier.pacing import Pacer, SlotTooFar
 from tocsin.notifier.policies import Bundling
-from tocsin.notifier.pump import pump
+from tocsin.notifier.pump import Flow, LoopLag, pump
 from tocsin.notifier.settings import Settings
 
 log = logging.getLogger("tocsin.notifier")
@@ -66,17 +66,20 @@ class Notifier:
         self.links = ActionLinks(settings.public_url, settings.secret_key)
         self.pacer = Pacer(max_hold=settings.max_hold)
         self.throttle = Throttle(lambda m: self._send_with_retries(m, None))
+        self.flows: dict[str, Flow] = {}
         unknown = [k for k in self.kinds if k not in self.registry]
         if unknown:
             raise ValueError(f"unknown channel kinds: {', '.join(unknown)} (known: {', '.join(self.registry)})")
 
     async def run(self) -> None:
         self.ledger = Ledger(await self.bus.kv(DELIVERY_LEDGER_BUCKET))
+        lag = LoopLag()
+        self.flows = {kind: Flow(self.settings.concurrency, self.settings.sends, lag=lag) for kind in self.kinds}
         async with self.sessions(), contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(self.throttle.close)
             subs = [await self.bus.pull(notifier_consumer(kind)) for kind in self.kinds]
-            await asyncio.gather(*(
-                pump(sub, self._handle_alone, in_flight=self.settings.concurrency, name=f"notifier-{kind}")
+            await asyncio.gather(lag.run(), *(
+                pump(sub, self._handle_alone, self.flows[kind], name=f"notifier-{kind}")
                 for sub, kind in zip(subs, self.kinds, strict=True)))
 
     @contextlib.asynccontextmanager
@@ -201,7 +204,8 @@ class Notifier:
             key = f"{message.channel_kind}:{channel.destination_key(message, target)}"
             joined = self.throttle.offer(key, policy, message)
             if joined is not None:
-                return await joined
+                with self._holding(message.channel_kind):
+                    return await joined
         result, tries = await self._send_with_retries(message, msg)
         return Sent(result, tries)
 
@@ -217,8 +221,10 @@ class Notifier:
 
         async def once() -> DeliveryResult:
             nonlocal tries
-            await self.pacer.wait(channel.destination_key(message, target), channel.rate_limit,
-                                  channel.provider_key(target), channel.provider_rate_limit)
+            if channel.rate_limit or channel.provider_rate_limit:
+                with self._holding(message.channel_kind):
+                    await self.pacer.wait(channel.destination_key(message, target), channel.rate_limit,
+                                          channel.provider_key(target), channel.provider_rate_limit)
             tries += 1
             try:
                 url = target.get("url") or target.get("server")
@@ -259,6 +265,11 @@ class Notifier:
             result = DeliveryResult(result.outcome, result.provider_id, target.scrub(result.error),
                                     result.retry_after)
         return result, tries
+
+    def _holding(self, kind: str) -> contextlib.AbstractContextManager[None]:
+        """While a message waits its turn, it leaves its place to one that can be worked on."""
+        flow = self.flows.get(kind)
+        return flow.hold() if flow is not None else contextlib.nullcontext()
 
     async def _record(self, message: NotificationRequested, entry: Entry) -> None:
         common: dict[str, Any] = {"aggregate_id": message.aggregate_id, "at": utcnow(), "notification_id": message.id,

@@ -12,6 +12,7 @@ class Settings:
     nats_url: str = "nats://127.0.0.1:4222"
     kinds: tuple[str, ...] = ()          # empty: every kind this notifier can deliver
     concurrency: int = 200               # notifications held at once per kind (sending, paced or bundled)
+    sends: int = 64                      # of those, at most this many being sent (fewer while short of CPU)
     send_deadline: float = 20.0          # retries inside one delivery attempt stop after this
     http_timeout: float = 10.0
     max_deliveries: int = 20             # then the notification is recorded as failed
