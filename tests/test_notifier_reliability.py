@@ -431,3 +431,10 @@ async def test_a_provider_that_hangs_does_not_stall_the_other_destinations(bus, 
             assert len([r for r in webhook.requests if r.path == "/slow"]) == 40, "all 40 hang at once"
     finally:
         release.set()
+
+
+async def test_a_patient_send_waits_for_a_far_slot_instead_of_refusing():
+    t = VirtualTime()
+    pacer = Pacer(max_hold=5.0, clock=t.clock, sleep=t.sleep)
+    await pacer.wait("a", RateLimit(1, per=10.0), "p", None)
+    assert await pacer.wait("a", RateLimit(1, per=10.0), "p", None, patient=True) == 10.0

@@ -141,13 +141,11 @@ class Notifier:
             await msg.term()
             return
         token = otel_context.attach(extract_context(msg))
-        heartbeat = asyncio.create_task(_keep_in_progress(msg))
         try:
             with _tracer.start_as_current_span("notifier.deliver", attributes={
                     "tocsin.notification_id": message.id, "tocsin.channel_kind": message.channel_kind}):
                 await self.deliver(message, msg)
         finally:
-            heartbeat.cancel()
             otel_context.detach(token)
 
     async def deliver(self, message: NotificationRequested, msg: Msg | None = None) -> None:
@@ -206,15 +204,17 @@ class Notifier:
             if joined is not None:
                 with self._holding(message.channel_kind):
                     return await joined
-        result, tries = await self._send_with_retries(message, msg)
+        # On its last delivery a page waits for its slot however far it is: a NAK would be its end.
+        patient = msg is None or msg.metadata.num_delivered >= self.settings.max_deliveries - 1
+        result, tries = await self._send_with_retries(message, msg, patient=patient)
         return Sent(result, tries)
 
     async def send_now(self, message: NotificationRequested) -> tuple[DeliveryResult, int]:
         """Send one message outside the bus (no ledger, no bundling), retried within the send deadline."""
         return await self._send_with_retries(message, None)
 
-    async def _send_with_retries(self, message: NotificationRequested,
-                                 msg: Msg | None) -> tuple[DeliveryResult, int]:
+    async def _send_with_retries(self, message: NotificationRequested, msg: Msg | None, *,
+                                 patient: bool = False) -> tuple[DeliveryResult, int]:
         channel = self.channel(message.channel_kind)
         target = target_for(self.config.directory, message)
         tries = 0
@@ -224,7 +224,8 @@ class Notifier:
             if channel.rate_limit or channel.provider_rate_limit:
                 with self._holding(message.channel_kind):
                     await self.pacer.wait(channel.destination_key(message, target), channel.rate_limit,
-                                          channel.provider_key(target), channel.provider_rate_limit)
+                                          channel.provider_key(target), channel.provider_rate_limit,
+                                          patient=patient)
             tries += 1
             try:
                 url = target.get("url") or target.get("server")
@@ -298,14 +299,6 @@ class Notifier:
 
     async def _publish(self, items: list[tuple[str, Event]]) -> None:
         await self.bus.publish_many(items)
-
-
-async def _keep_in_progress(msg: Msg, every: float = 5.0) -> None:
-    """Tell JetStream this worker is still on the message, for as long as the send takes."""
-    while True:
-        await asyncio.sleep(every)
-        with contextlib.suppress(Exception):
-            await msg.in_progress()
 
 
 async def run(settings: Settings, bus: Bus | None = None) -> None:

@@ -44,13 +44,13 @@ class Pacer:
         return slot
 
     async def wait(self, destination: str, limit: RateLimit | None, provider: str,
-                   provider_limit: RateLimit | None) -> float:
+                   provider_limit: RateLimit | None, *, patient: bool = False) -> float:
         """Sleep until this send may start; return how long that took. Raises SlotTooFar (nothing
-        reserved) when the destination's slot is more than `max_hold` away."""
+        reserved) when the destination's slot is more than `max_hold` away, unless `patient`."""
         start = self.clock()
         if limit is not None:
             slot = max(start, self._next.get(destination, 0.0))
-            if slot - start > self.max_hold:
+            if slot - start > self.max_hold and not patient:
                 raise SlotTooFar(slot - start)
             slot = self._reserve(destination, limit, start)
             if slot > start:

@@ -97,14 +97,25 @@ class Flow:
 
 
 async def pump(sub: JetStreamContext.PullSubscription, handle: Callable[[Msg], Coroutine[Any, Any, None]],
-               flow: Flow, *, name: str, fetch_max: int = 128, idle_timeout: float = 1.0) -> None:
-    tasks: set[asyncio.Task[None]] = set()
+               flow: Flow, *, name: str, fetch_max: int = 128, idle_timeout: float = 1.0,
+               progress_every: float = 5.0) -> None:
+    tasks: dict[asyncio.Task[None], Msg] = {}
 
     def done(task: asyncio.Task[None]) -> None:
-        tasks.discard(task)
+        tasks.pop(task, None)
         flow.tasks = len(tasks)
         flow.changed()
 
+    async def keep_in_progress() -> None:
+        # One loop for every message in hand (not a timer per message): tell JetStream each is still being
+        # worked on, so a slow send, a paced or a bundled page is never handed to a second worker.
+        while True:
+            await asyncio.sleep(progress_every)
+            for msg in list(tasks.values()):
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+
+    heartbeat = asyncio.create_task(keep_in_progress())
     try:
         while True:
             await flow.room.wait()
@@ -126,11 +137,12 @@ async def pump(sub: JetStreamContext.PullSubscription, handle: Callable[[Msg], C
                 continue
             for msg in msgs:
                 task = asyncio.create_task(handle(msg))
-                tasks.add(task)
+                tasks[task] = msg
                 task.add_done_callback(done)
             flow.tasks = len(tasks)
             flow.changed()
     finally:
+        heartbeat.cancel()
         # Whatever is in flight is not acked, so JetStream redelivers it (to this or another replica).
         for task in list(tasks):
             task.cancel()
