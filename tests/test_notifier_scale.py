@@ -3,7 +3,13 @@
 1,000 notifications to a fake webhook provider. Every one must reach the provider at least once and be
 recorded as delivered. A page the killed process had sent, but not yet written as delivered in the
 ledger, is sent again by the survivor: that is the at-least-once window, and the duplicates are counted
-and printed (the aim is at most 0.1 %; the test fails above 1 %, a bound no noisy machine should reach).
+and printed (the aim is at most 0.1 %).
+
+The duplicates are at most the pages the killed process had at the provider, which is at most its limit
+of sends in flight. The processes run with `TOCSIN_NOTIFIER_SENDS=8` (the default is 64), so the bound
+asserted, 1 %, holds by construction however slow the machine: 8 of 1,000 at worst. With the default,
+a provider slower than the notifier (here: the fake, in this busy test process) can have all 64 in the
+window when the process dies.
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ async def delivered_ids(bus: Bus) -> set[str]:
             if isinstance(e, deliveries.Delivered)}
 
 
-async def test_two_notifiers_one_killed_midway_deliver_every_page(bus, nats_url, webhook: FakeProvider, tmp_path):
+async def test_two_notifiers_one_killed_midway_deliver_every_page(bus, nats_url, webhook: FakeProvider, tmp_path,
+                                                                  monkeypatch):
+    monkeypatch.setenv("TOCSIN_NOTIFIER_SENDS", "8")
     config = Config(security=Security(allow_private_networks=True),
                     channels={"hook": {"type": "webhook", "url": f"{webhook.url}/hook"}})
     await bus.publish(CONFIG_SUBJECT, ConfigApplied(id=new_id(), at=utcnow(), revision=1, config=config))

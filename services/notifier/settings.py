@@ -29,6 +29,7 @@ class Settings:
         window = os.environ.get("TOCSIN_BUNDLE_WINDOW", "")
         threshold = os.environ.get("TOCSIN_BUNDLE_THRESHOLD", "")
         return cls(
+            sends=int(os.environ.get("TOCSIN_NOTIFIER_SENDS", "") or cls.sends),
             bundle_window=_seconds(window) if window else None,
             bundle_threshold=int(threshold) if threshold else None,
             secret_key=env_secret_key(),
