@@ -203,7 +203,8 @@ class Notifier:
             joined = self.throttle.offer(key, policy, message)
             if joined is not None:
                 with self._holding(message.channel_kind):
-                    return await joined
+                    # Shielded: one page's task being cancelled must not cancel the bundle for the others.
+                    return await asyncio.shield(joined)
         # On its last delivery a page waits for its slot however far it is: a NAK would be its end.
         patient = msg is None or msg.metadata.num_delivered >= self.settings.max_deliveries - 1
         result, tries = await self._send_with_retries(message, msg, patient=patient)

@@ -106,7 +106,8 @@ class Throttle:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
-        bundle.done.set_result(sent)
+        if not bundle.done.done():
+            bundle.done.set_result(sent)
 
     def _forget_quiet(self, now: float, window: float) -> None:
         self._offers += 1

@@ -52,6 +52,8 @@ class LoopLag:
 
 
 class Flow:
+    """The room one pump has: `most` messages in hand, of which at most `limit` not holding."""
+
     def __init__(self, most: int, active: int | None = None, least: int = 8, lag: LoopLag | None = None,
                  late: float = 0.005) -> None:
         self.most = most
