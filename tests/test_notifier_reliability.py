@@ -25,7 +25,7 @@ from tocsin.events.bus import Bus
 from tocsin.events.config import CONFIG_SUBJECT, Config, ConfigApplied, Security
 from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.notify import NotificationRequested
-from tocsin.events.streams import DEADLETTER, DELIVERIES, NOTIFY
+from tocsin.events.streams import DEADLETTER, DELIVERIES, NOTIFY, notifier_consumer
 from tocsin.notifier.app import Notifier
 from tocsin.notifier.bundling import bundle_message
 from tocsin.notifier.channels import REGISTRY
@@ -215,9 +215,11 @@ async def test_a_paced_destination_does_not_block_the_next_one_on_the_bus(bus, n
                             for nid, path in (("a-1", "a"), ("a-2", "a"), ("b-1", "b"))])
     async with running(bus, nats_url, registry={"webhook": SlowHook}) as task:
         await outcomes(bus, task, {"a-1", "b-1"})
-        info = await bus.js.consumer_info(NOTIFY.name, "notifier-webhook")
         assert [r.path for r in webhook.requests if r.path == "/a"] == ["/a"], "a-2 waits for its slot"
-        assert info.num_ack_pending == 1, "held in progress, not acked and not handed back"
+        # Past the consumer's ack wait (15 s): the waiting page is kept in progress, not redelivered.
+        await asyncio.sleep(notifier_consumer("webhook").ack_wait.total_seconds() + 2)
+        info = await bus.js.consumer_info(NOTIFY.name, "notifier-webhook")
+        assert (info.num_ack_pending, info.num_redelivered) == (1, 0), "held in progress, not handed back"
     assert sorted(r.path for r in webhook.requests) == ["/a", "/b"]
 
 
