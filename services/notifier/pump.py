@@ -23,7 +23,8 @@ from typing import Any
 
 import nats
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
+
+from tocsin.events.puller import Puller, PullRefused
 
 log = logging.getLogger("tocsin.notifier")
 
@@ -98,7 +99,7 @@ class Flow:
             self.changed()
 
 
-async def pump(sub: JetStreamContext.PullSubscription, handle: Callable[[Msg], Coroutine[Any, Any, None]],
+async def pump(sub: Puller, handle: Callable[[Msg], Coroutine[Any, Any, None]],
                flow: Flow, *, name: str, fetch_max: int = 128, idle_timeout: float = 1.0,
                progress_every: float = 5.0) -> None:
     tasks: dict[asyncio.Task[None], Msg] = {}
@@ -126,16 +127,22 @@ async def pump(sub: JetStreamContext.PullSubscription, handle: Callable[[Msg], C
                 flow.changed()
                 continue
             try:
-                msgs = await sub.fetch(want, timeout=idle_timeout)
-            except (TimeoutError, nats.errors.TimeoutError):
-                _raise_if_cancelling()
-                continue
+                msgs = await sub.fetch(want, idle_timeout)
             except nats.errors.ConnectionClosedError:
                 return
+            except PullRefused as exc:
+                _raise_if_cancelling()
+                if not exc.transient:
+                    log.warning("%s: pull refused: %s", name, exc)
+                await asyncio.sleep(0.05 if exc.transient else 0.5)
+                continue
             except Exception as exc:   # connection trouble: the bus reconnects by itself
                 _raise_if_cancelling()
                 log.warning("%s: fetch failed: %s", name, exc)
                 await asyncio.sleep(0.5)
+                continue
+            if not msgs:
+                _raise_if_cancelling()
                 continue
             for msg in msgs:
                 task = asyncio.create_task(handle(msg))
@@ -151,6 +158,8 @@ async def pump(sub: JetStreamContext.PullSubscription, handle: Callable[[Msg], C
         for task in list(tasks):
             with contextlib.suppress(BaseException):
                 await task
+        # What the puller holds and never handed out is NAKed, so another replica gets it at once.
+        await sub.close()
 
 
 def _raise_if_cancelling() -> None:
