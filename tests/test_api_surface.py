@@ -94,7 +94,10 @@ async def test_a_manual_incident_pages_like_an_alert(stack, ntfy, webhook):
 
 
 async def _with_page(stack: StackHandle, incident_id: str) -> Any:
-    detail = await stack.incident(incident_id)
+    # The answer came from the event log; the read model may be a moment behind (404 until projected).
+    status, detail = await stack.api("GET", f"/api/v1/incidents/{incident_id}")
+    if status == 404:
+        return None
     return detail if any(e["type"] == "incident.paged" for e in detail["timeline"]) else None
 
 

@@ -11,14 +11,12 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 
 from harness import FakeProvider, Received
 from tocsin.events.base import new_id, utcnow
 from tocsin.events.bus import Bus
 from tocsin.events.config import CONFIG_SUBJECT, Config, ConfigApplied, parse_config
-from tocsin.notifier.channels import REGISTRY
 
 HOOK_SECRET = "hook-secret-channel-test-7Qp2"
 
@@ -112,15 +110,6 @@ async def test_an_unknown_name_lists_the_names(bus, nats_url, ntfy, webhook, tmp
     assert (code, out) == (1, "")
     assert err.strip() == "unknown channel 'ops-slack'; the applied config has ops-hook, alice/phone, alice/push"
     assert webhook.requests == [] and ntfy.requests == []
-
-
-async def test_a_kind_this_version_cannot_send_is_said_so(bus, nats_url, ntfy, webhook, tmp_path):
-    if "sms" in REGISTRY:
-        pytest.skip("this build sends SMS")
-    await apply(bus, ntfy, webhook)
-    code, _, err = await tocsin(nats_url, "channel", "test", "alice/phone", cwd=tmp_path)
-    assert code == 1
-    assert err.startswith("alice/phone is a sms channel, which this version cannot send to")
 
 
 async def test_without_a_running_tocsin_it_says_where_it_looked(tmp_path):
