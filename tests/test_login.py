@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
 from harness import StackHandle, eventually
 from tocsin.api import users
@@ -200,3 +201,20 @@ def test_weak_passwords_are_refused():
         else:
             raise AssertionError(f"{weak!r} was accepted")
     users.check_password("correct horse battery", "alice")
+
+
+def test_create_admin_refuses_weak_passwords_and_asks_when_it_cannot(tmp_path, capsys, monkeypatch):
+    import io
+
+    from tocsin.cli import main
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["--data-dir", str(tmp_path), "user", "create-admin", "root", "--email", "r@example.com",
+              "--password-stdin"])
+    assert exit_.value.code == 2
+    assert "at least 12 characters" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))   # not a terminal, and no --password-stdin
+    with pytest.raises(SystemExit) as exit_:
+        main(["--data-dir", str(tmp_path), "user", "create-admin", "root", "--email", "r@example.com"])
+    assert exit_.value.code == 2
+    assert "--password-stdin" in capsys.readouterr().err

@@ -157,8 +157,7 @@ class Oidc(msgspec.Struct, forbid_unknown_fields=True):
     client_secret: str = ""
     scopes: list[str] = msgspec.field(default_factory=lambda: ["openid", "email", "profile"])
     claim: str = "email"          # the ID token claim that names the person: matched to a user's email,
-                                  # or, for any other claim, to the username
-    create_users: bool = False    # sign in people the config does not name, as role user (no teams)
+                                  # or, for any other claim, to the username. Nobody is created by sign-in.
 
 
 class Security(msgspec.Struct, forbid_unknown_fields=True):

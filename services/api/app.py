@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from tocsin.api import answers, audit, calendar, config_store, configviews, incidents, login, oncall, tokens
+from tocsin.api import answers, audit, calendar, config_store, configviews, incidents, login, oidc, oncall, tokens
 from tocsin.api.context import CONTEXT, Context
 from tocsin.api.projector import Projector
 from tocsin.api.settings import Settings
@@ -79,6 +79,7 @@ def add_routes(app: web.Application) -> None:
     configviews.add_routes(app)
     answers.add_routes(app)
     login.add_routes(app)
+    oidc.add_routes(app)
     tokens.add_routes(app)
     audit.add_routes(app)
     calendar.add_routes(app)

@@ -92,19 +92,16 @@ def _too_many(seconds: int) -> ApiError:
                     headers={"Retry-After": str(seconds)})
 
 
-async def signed_in(request: web.Request, caller: Caller, *, via: str) -> web.Response:
-    """Start a session for `caller` and answer with it (password and OIDC sign-in end here)."""
+async def open_session(request: web.Request, response: web.StreamResponse, caller: Caller, *, via: str) -> str:
+    """Start a session for `caller`, set its cookie on `response`, record it; the session's CSRF token."""
     ctx = Context.of(request)
     key = ctx.settings.secret_key
     session_id = await sessions.start(ctx.pool, key, caller.user, via=via, address=address(request))
-    me = {**caller.me(), "csrf_token": sessions.csrf_token(key, session_id), "via": "session",
-          "scopes": sorted(caller.scopes)}
     await audit.record(ctx.bus, caller.user, "session.started", target=caller.user, via=via,
                        details={"address": address(request)})
-    response = web.json_response({"user": me, "csrf_token": me["csrf_token"]})
     sessions.set_cookie(response, request, ctx.settings.public_url, session_id)
     response.headers["Cache-Control"] = "no-store"
-    return response
+    return sessions.csrf_token(key, session_id)
 
 
 async def login(request: web.Request) -> web.Response:
@@ -125,7 +122,11 @@ async def login(request: web.Request) -> web.Response:
     await ctx.pool.execute("DELETE FROM api_login_failures WHERE user_name = $1", username)
     caller = await caller_for(ctx.pool, config, person.username, via="session")
     assert caller is not None
-    return await signed_in(request, caller, via="password")
+    response = web.json_response({})
+    csrf = await open_session(request, response, caller, via="password")
+    me = {**caller.me(), "csrf_token": csrf}
+    response.body = msgspec.json.encode({"user": me, "csrf_token": csrf})
+    return response
 
 
 async def logout(request: web.Request) -> web.Response:

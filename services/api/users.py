@@ -3,8 +3,8 @@
 The config (`users:` in tocsin.yaml) is where people, their contacts and their teams live. Passwords never
 go in the config: they are argon2id hashes in `api_passwords`. Someone the config does not name can still
 exist for the API, as a row of `api_users`: the first administrator made by `tocsin user create-admin`
-before any config is applied, or a person signed in through OIDC with `create_users: true`. Such a person
-has no team (teams name config users only), so besides an administrator they see nothing.
+before any config is applied. Such a person has no team (teams name config users only), so unless an
+administrator, they see nothing.
 
 Merging: a person is known when either source names them. Name and email come from the config when it
 has them. The global role is admin when either source says admin, because `create-admin` is an
@@ -131,11 +131,3 @@ async def create_admin(conn: asyncpg.Connection, username: str, *, email: str, p
             "INSERT INTO api_users (username, email, role, created_by) VALUES ($1, $2, 'admin', $3) "
             "ON CONFLICT (username) DO UPDATE SET email = EXCLUDED.email, role = 'admin'", username, email, by)
         await set_password(conn, username, password)
-
-
-async def ensure_user(conn: asyncpg.Pool | asyncpg.Connection, username: str, *, name: str, email: str,
-                      by: str) -> None:
-    """Record a person the config does not name (an OIDC sign-in with create_users), as role user."""
-    await conn.execute(
-        "INSERT INTO api_users (username, name, email, created_by) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (username) DO NOTHING", username, name, email, by)
