@@ -1,4 +1,4 @@
-"""Every authenticated endpoint × every kind of caller, with the answer each must get.
+"""Every authenticated endpoint by every kind of caller, with the answer each must get.
 
 Callers: an administrator (global role, in no team), the infra team's owner, a responder and a viewer of
 infra, a member of another team (db), nobody (no credentials), and the infra owner's token that lacks the
