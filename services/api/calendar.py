@@ -11,7 +11,7 @@ when its maker no longer has a role in the team.
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -40,9 +40,9 @@ def _merged(shifts: list[Shift]) -> list[Shift]:
     return out
 
 
-def build(directory: Directory, *, user: str = "", team: str = "") -> bytes:
+def build(directory: Directory, *, user: str = "", team: str = "", now: datetime | None = None) -> bytes:
     """The feed for one person (`user`) or one team (`team`)."""
-    now = utcnow()
+    now = now or utcnow()
     cal = icalendar.Calendar()
     cal.add("prodid", "-//Tocsin//on-call shifts//EN")
     cal.add("version", "2.0")
@@ -51,7 +51,9 @@ def build(directory: Directory, *, user: str = "", team: str = "") -> bytes:
         if team and tname != team:
             continue
         zone = ZoneInfo(rotation.timezone)
-        for shift in _merged(rotation.shifts(now - PAST, now + AHEAD)):
+        # Whole shifts: from the hand-off before the window to the one after it, so none is cut short.
+        start = rotation.handoff(rotation.index_at(now - PAST))
+        for shift in _merged(rotation.shifts(start, rotation.next_handoff(now + AHEAD))):
             if user and shift.user != user:
                 continue
             event = icalendar.Event()
