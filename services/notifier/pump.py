@@ -24,7 +24,7 @@ from typing import Any
 import nats
 from nats.aio.msg import Msg
 
-from tocsin.events.puller import Puller
+from tocsin.events.puller import Puller, PullRefused
 
 log = logging.getLogger("tocsin.notifier")
 
@@ -127,16 +127,22 @@ async def pump(sub: Puller, handle: Callable[[Msg], Coroutine[Any, Any, None]],
                 flow.changed()
                 continue
             try:
-                msgs = await sub.fetch(want, idle_timeout)   # the bus's Puller: [] when none came
-            except (TimeoutError, nats.errors.TimeoutError):
-                _raise_if_cancelling()
-                continue
+                msgs = await sub.fetch(want, idle_timeout)
             except nats.errors.ConnectionClosedError:
                 return
+            except PullRefused as exc:
+                _raise_if_cancelling()
+                if not exc.transient:
+                    log.warning("%s: pull refused: %s", name, exc)
+                await asyncio.sleep(0.05 if exc.transient else 0.5)
+                continue
             except Exception as exc:   # connection trouble: the bus reconnects by itself
                 _raise_if_cancelling()
                 log.warning("%s: fetch failed: %s", name, exc)
                 await asyncio.sleep(0.5)
+                continue
+            if not msgs:
+                _raise_if_cancelling()
                 continue
             for msg in msgs:
                 task = asyncio.create_task(handle(msg))
@@ -152,6 +158,8 @@ async def pump(sub: Puller, handle: Callable[[Msg], Coroutine[Any, Any, None]],
         for task in list(tasks):
             with contextlib.suppress(BaseException):
                 await task
+        # What the puller holds and never handed out is NAKed, so another replica gets it at once.
+        await sub.close()
 
 
 def _raise_if_cancelling() -> None:
