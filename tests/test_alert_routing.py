@@ -17,7 +17,7 @@ timezone: UTC
 security: {{allow_private_networks: true}}
 providers: {{ntfy: {{server: "{ntfy}"}}}}
 users:
-  alice: {{contacts: {{push: {{type: ntfy, topic: alice-pages}}}}}}
+  alice: {{role: admin, contacts: {{push: {{type: ntfy, topic: alice-pages}}}}}}   # sees alerts of no team
 teams:
   infra:
     members: [alice]

@@ -18,7 +18,9 @@ timezone: Europe/Berlin
 security: {{allow_private_networks: true}}
 providers: {{ntfy: {{server: "{ntfy}"}}}}
 users:
-  alice: {{contacts: {{push: {{type: ntfy, topic: alice-pages}}}}}}
+  alice: {{role: admin, contacts: {{push: {{type: ntfy, topic: alice-pages}}}}}}   # silences: administrators
+  reader: {{}}
+  nobody: {{}}
 teams:
   infra:
     members: [alice]

@@ -23,6 +23,7 @@ providers:
   ntfy: {{server: "{ntfy.url}", token: "ntfy-provider-secret"}}
 users:
   alice:
+    role: admin     # these tests are about the endpoints; who may call them is tests/test_rbac.py
     contacts: {{push: {{type: ntfy, topic: alice-pages, token: "alice-ntfy-secret"}}}}
   bob:
     contacts: {{push: {{type: ntfy, topic: bob-pages}}, mail: {{type: email, to: bob@example.com}}}}

@@ -55,7 +55,7 @@ async def test_every_served_route_is_in_the_spec_and_nothing_else(stack: StackHa
     assert summary["properties"]["created_at"] == {"type": "string", "format": "date-time"}
     # Each operation that needs a token says so, and names its scope.
     op = doc["paths"]["/api/v1/incidents"]["post"]
-    assert op["security"] == [{"token": []}] and "incidents:write" in op["description"]
+    assert op["security"] == [{"token": []}, {"session": []}] and "incidents:write" in op["description"]
     assert "security" not in doc["paths"]["/healthz"]["get"]
 
 
@@ -87,7 +87,8 @@ async def test_a_declared_path_twice_is_refused() -> None:
 @pytest.mark.e2e
 async def test_schemathesis_finds_no_server_error_and_no_answer_off_schema(stack: StackHandle,
                                                                            tmp_path: Path) -> None:
-    await stack.start(ONE_TEAM + """
+    # alice as an administrator, so the run reaches every handler (who may call what is tests/test_rbac.py).
+    await stack.start(ONE_TEAM.replace("alice: {", "alice: {role: admin, ") + """
 routes:
   am: {source: alertmanager, team: infra, token: "am-route-token-0123456789"}
 channels:

@@ -32,6 +32,7 @@ providers:
   ntfy: {server: "NTFY_URL", token: "${NTFY_TOKEN}"}
 users:
   alice:
+    role: admin     # reads and writes the whole config; who may is tests/test_rbac.py
     contacts: {push: {type: ntfy, topic: alice-pages, token: "${ALICE_TOKEN}"}}
 channels:
   hook: {type: webhook, url: "HOOK_URL/hook", secret: "${HOOK_SECRET}"}

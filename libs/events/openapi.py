@@ -111,7 +111,9 @@ class Registry:
             "paths": paths,
             "components": {"schemas": components, "securitySchemes": {
                 "token": {"type": "http", "scheme": "bearer",
-                          "description": "a personal API token (`tocsin token create`)"}}},
+                          "description": "a personal API token (`tocsin token create`)"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "tocsin_session",
+                            "description": "a signed-in browser; writes also send X-CSRF-Token"}}},
         }
         if server:
             doc["servers"] = [{"url": server}]
@@ -128,9 +130,10 @@ class Registry:
                               "responses": {}}
         if e.tag:
             op["tags"] = [e.tag]
-        if e.scope is not None:
-            op["security"] = [{"token": []}]
-            op["description"] = f"Scope `{e.scope}`." + (f" Team from {e.team}." if e.team else "")
+        if e.scope is not None:   # "" is any caller, with no particular scope
+            op["security"] = [{"token": []}, {"session": []}]
+            op["description"] = (f"Scope `{e.scope}`." if e.scope else "Any caller; no scope needed.") + (
+                f" Team from {e.team}." if e.team else "")
         if e.request is not None:
             op["requestBody"] = {"required": e.request_required, "content": {e.request_content: {
                 "schema": schema_of[id(e.request)]}}}

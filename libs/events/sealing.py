@@ -62,8 +62,12 @@ def _fields(values: dict[str, Any], change: Any) -> dict[str, Any]:
 def _map_secrets(config: Config, change: Any) -> Config:
     users = {name: msgspec.structs.replace(user, contacts={c: _fields(f, change) for c, f in user.contacts.items()})
              for name, user in config.users.items()}
+    security = config.security
+    if security.oidc is not None and security.oidc.client_secret:
+        security = msgspec.structs.replace(security, oidc=msgspec.structs.replace(
+            security.oidc, client_secret=change(security.oidc.client_secret)))
     return msgspec.structs.replace(
-        config, users=users,
+        config, users=users, security=security,
         channels={name: _fields(fields, change) for name, fields in config.channels.items()},
         providers={name: _fields(fields, change) for name, fields in config.providers.items()})
 

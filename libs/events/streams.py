@@ -13,6 +13,7 @@
 | ROUTING    | routing.<route>          | router                | api projector                  |
 | SILENCES   | silences.<silence id>    | api                   | router, scheduler, api         |
 | DEADLETTER | deadletter.<kind>        | notifier              | operators (`tocsin dead-letters`) |
+| AUDIT      | audit.<object>           | api                   | api projector                  |
 
 INCIDENTS keeps one subject per aggregate with the event type in the payload, so that
 `Nats-Expected-Last-Subject-Sequence` guards every append on every server version.
@@ -78,9 +79,11 @@ SILENCES = StreamDef("SILENCES", ["silences.>"], max_msgs_per_subject=1)
 
 # What no retry can fix (permanent failures, undecodable commands, max deliveries), to see and replay.
 DEADLETTER = StreamDef("DEADLETTER", ["deadletter.>"], max_age=timedelta(days=90))
+# Who changed what and who acted on incidents (libs/events/audit.py); kept, like INCIDENTS.
+AUDIT = StreamDef("AUDIT", ["audit.>"])
 
 ALL_STREAMS = (ALERTS, INCIDENTS, TIMERS, NOTIFY, DELIVERIES, CONFIG, HEARTBEATS, HOSTS, ROUTING, SILENCES,
-               DEADLETTER)
+               DEADLETTER, AUDIT)
 
 # The notifier's delivery ledger: one key per notification id, so a redelivered command is not sent twice.
 DELIVERY_LEDGER_BUCKET = "tocsin_delivery_ledger"

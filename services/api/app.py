@@ -17,6 +17,8 @@ from aiohttp import web
 from tocsin.api import (
     answers,
     apidocs,
+    audit,
+    calendar,
     callbacks_mattermost,
     callbacks_pushover,
     callbacks_slack,
@@ -25,13 +27,16 @@ from tocsin.api import (
     config_store,
     configviews,
     incidents,
+    login,
     notices,
     objects,
+    oidc,
     oncall,
     ops,
     pushover_receipts,
     silences,
     teams,
+    tokens,
 )
 from tocsin.api.alert_routing import routing_answer
 from tocsin.api.context import CONTEXT, Context
@@ -97,15 +102,21 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def get_alert(request: web.Request) -> web.Response:
     ctx = Context.of(request)
-    (await ctx.caller(request)).require("incidents:read")
+    caller = await ctx.caller(request)
+    caller.require("incidents:read")
     row = await ctx.pool.fetchrow("SELECT * FROM api_alerts WHERE id = $1", request.match_info["id"])
     if row is None:
         raise ApiError(404, "no such alert (or not projected yet)")
+    incident = await ctx.pool.fetchrow(
+        "SELECT e.incident_id, i.team FROM api_incident_events e LEFT JOIN api_incidents i ON i.id = e.incident_id "
+        "WHERE e.body->>'alert_id' = $1 LIMIT 1", row["id"])
+    route = ctx.config.directory.config.routes.get(row["route"])
+    team = incident["team"] if incident is not None and incident["team"] else route.team if route else ""
+    if caller.team_role(team) is None:   # an alert is its team's, like its incident (access.py)
+        raise ApiError(404, "no such alert (or not projected yet)")
     body = json.loads(row["body"])
-    incident = await ctx.pool.fetchval(
-        "SELECT incident_id FROM api_incident_events WHERE body->>'alert_id' = $1 LIMIT 1", row["id"])
     body.pop("type", None)
-    body["incident_id"] = incident
+    body["incident_id"] = incident["incident_id"] if incident is not None else None
     body["routing"] = await routing_answer(ctx.pool, row["id"])
     return web.json_response(body)
 
@@ -133,7 +144,8 @@ def add_routes(app: web.Application) -> None:
                           *apidocs.ENDPOINTS, *ops.ENDPOINTS,
                           *callbacks_twilio.ENDPOINTS, *callbacks_pushover.ENDPOINTS,
                           *callbacks_telegram.ENDPOINTS, *callbacks_slack.ENDPOINTS, *callbacks_mattermost.ENDPOINTS,
-                          *silences.ENDPOINTS])
+                          *silences.ENDPOINTS, *login.ENDPOINTS, *oidc.ENDPOINTS, *tokens.ENDPOINTS,
+                          *audit.ENDPOINTS, *calendar.ENDPOINTS])
 
 
 def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool | None = None,

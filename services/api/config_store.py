@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from tocsin.events import audit
 from tocsin.events.base import new_id, utcnow
 from tocsin.events.bus import Bus
 from tocsin.events.config import (
@@ -115,14 +116,32 @@ def _with_token_hashes(config: Config, old: Config) -> tuple[Config, dict[str, s
     return msgspec.structs.replace(config, routes=routes), new_tokens
 
 
-async def apply(pool: asyncpg.Pool, bus: Bus, config: ConfigFile, *, by: str = "",
+async def apply(pool: asyncpg.Pool, bus: Bus, config: ConfigFile, *, by: str = "", via: str = "",
                 sealer: Sealer | None = None) -> ApplyResult:
     """Apply a file: what it names replaces what was there (all of it with `prune`)."""
-    return await change(pool, bus, lambda old: merge(old, config), by=by, sealer=sealer)
+    return await change(pool, bus, lambda old: merge(old, config), by=by, via=via, sealer=sealer)
 
 
 async def change(pool: asyncpg.Pool, bus: Bus, edit: Callable[[Config], Config], *, by: str = "",
-                 expected: int | None = None, sealer: Sealer | None = None) -> ApplyResult:
+                 via: str = "", expected: int | None = None, sealer: Sealer | None = None) -> ApplyResult:
+    """Make a new revision from the current config by `edit`; see _change. A change is audited."""
+    result = await _change(pool, bus, edit, by=by, expected=expected, sealer=sealer)
+    if result.changed:
+        await _audit(bus, by, via, "config.applied", target=str(result.revision),
+                     details={"revision": result.revision, "new_route_tokens": sorted(result.new_tokens)})
+    return result
+
+
+async def _audit(bus: Bus, actor: str, via: str, action: str, *, target: str, team: str = "",
+                 details: dict[str, Any]) -> None:
+    if not via:
+        via = actor.partition(":")[0] if ":" in actor else "api"
+    await bus.publish(audit.subject(action), audit.recorded(actor, action, target=target, team=team, via=via,
+                                                           details=details))
+
+
+async def _change(pool: asyncpg.Pool, bus: Bus, edit: Callable[[Config], Config], *, by: str = "",
+                  expected: int | None = None, sealer: Sealer | None = None) -> ApplyResult:
     """Make a new revision from the current config by `edit` (which may raise to refuse), validated
     whole. `expected` is the revision the caller read: another revision since is a RevisionConflict."""
     sealer = sealer or Sealer.from_env()
@@ -148,3 +167,30 @@ async def change(pool: asyncpg.Pool, bus: Bus, edit: Callable[[Config], Config],
         await bus.publish(CONFIG_SUBJECT, ConfigApplied(id=new_id(), at=utcnow(), revision=revision,
                                                         config=sealed))
     return ApplyResult(revision=revision, new_tokens=new_tokens)
+
+
+class UnknownRoute(LookupError):
+    pass
+
+
+async def regenerate_route_token(pool: asyncpg.Pool, bus: Bus, route: str, *, by: str, via: str,
+                                 team_check: Callable[[str], None] | None = None,
+                                 sealer: Sealer | None = None) -> tuple[int, str]:
+    """A new intake token for `route` (the old one stops working as soon as the services load the new
+    revision). `team_check(team)` runs under the lock, on the route as it is then. Returns (revision, token)."""
+    token = secrets.token_urlsafe(24)
+    team = ""
+
+    def edit(old: Config) -> Config:
+        nonlocal team
+        if route not in old.routes:
+            raise UnknownRoute(route)
+        team = old.routes[route].team
+        if team_check is not None:
+            team_check(team)
+        routes = {**old.routes, route: msgspec.structs.replace(old.routes[route], token=token, token_sha256="")}
+        return msgspec.structs.replace(old, routes=routes)
+    result = await _change(pool, bus, edit, by=by, sealer=sealer)
+    await _audit(bus, by, via, "route.token_regenerated", target=route, team=team,
+                 details={"revision": result.revision})
+    return result.revision, token

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from tocsin.api.auth import Caller, authenticate
+from tocsin.api.access import Caller, authenticate
 from tocsin.api.settings import Settings
 from tocsin.events.bus import Bus
 from tocsin.events.config import is_secret
@@ -71,7 +71,8 @@ class Context:
                 for k, v in block.items()}
 
     async def caller(self, request: web.Request) -> Caller:
-        return await authenticate(request, self.pool)
+        """Who is asking (401 if nobody; 403 for a cookie write without the CSRF token). See access.py."""
+        return await authenticate(request, self.pool, self.config.directory.config, self.settings.secret_key)
 
 
 CONTEXT = web.AppKey("tocsin_context", Context)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from aiohttp import web
 
+from tocsin.api import audit
 from tocsin.api.context import Context
 from tocsin.events import alerts, incidents, timers
 from tocsin.events.base import new_id, stable_id, utcnow
@@ -131,7 +132,8 @@ def _time(q: Any, name: str) -> datetime | None:
 
 async def list_incidents(request: web.Request) -> web.Response:
     ctx = Context.of(request)
-    (await ctx.caller(request)).require("incidents:read")
+    caller = await ctx.caller(request)
+    caller.require("incidents:read")
     q = request.query
     status = q.get("status")
     if status is not None and status not in STATUSES:
@@ -161,6 +163,9 @@ async def list_incidents(request: web.Request) -> web.Response:
         condition("created_at >= $?", since)
     if until is not None:
         condition("created_at < $?", until)
+    visible = caller.visible_teams()
+    if visible is not None:   # only the teams the caller has a role in (access.py)
+        condition("team = ANY($?::text[])", sorted(visible))
     if q.get("cursor"):
         created, cid = _parse_cursor(q["cursor"])
         args += [created, cid]
@@ -176,10 +181,11 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 async def get_incident(request: web.Request) -> web.Response:
     ctx = Context.of(request)
-    (await ctx.caller(request)).require("incidents:read")
+    caller = await ctx.caller(request)
+    caller.require("incidents:read")
     incident_id = request.match_info["id"]
     row = await ctx.pool.fetchrow("SELECT * FROM api_incidents WHERE id = $1", incident_id)
-    if row is None:
+    if row is None or caller.team_role(row["team"]) is None:
         raise ApiError(404, "no such incident")
     events = await ctx.pool.fetch(
         "SELECT type, at, body FROM api_incident_events WHERE incident_id = $1 ORDER BY seq", incident_id)
@@ -202,8 +208,10 @@ async def open_incident(request: web.Request) -> web.Response:
     caller = await ctx.caller(request)
     caller.require("incidents:write")
     body: ManualIncident = decode_body(await read_json_body(request, 64 * 1024), ManualIncident)
-    if body.team not in ctx.config.directory.config.teams:
+    if body.team not in ctx.config.directory.config.teams or caller.team_role(body.team) is None:
         raise ApiError(422, f'unknown team "{body.team}"', details={"path": "team"})
+    if not caller.can(body.team, "responder"):
+        raise ApiError(403, f"this needs the responder role in team {body.team!r}")
     route = alerts.manual_route(body.team)
     alert_id = new_id()
     alert = alerts.AlertReceived(
@@ -213,6 +221,8 @@ async def open_incident(request: web.Request) -> web.Response:
         raw=msgspec.Raw(msgspec.json.encode(body)))
     await ctx.bus.publish(alerts.subject(route), alert)
     incident_id = stable_id("incident", alert.id)   # the id the router gives the incident this alert opens
+    await audit.record(ctx.bus, caller, "incident.opened", target=incident_id, team=body.team,
+                       details={"title": body.title, "severity": body.severity})
     for _ in range(100):
         state, _ = await ctx.repo.load(incident_id, fresh=True)
         if state is not None:
@@ -253,29 +263,43 @@ async def _execute(request: web.Request, command: incidents.Command) -> Incident
     return state
 
 
+AUDITED = {"acknowledge": "incident.acknowledged", "resolve": "incident.resolved", "notes": "incident.noted",
+           "escalate": "incident.escalated"}
+
+
 async def act(request: web.Request, action: str) -> web.Response:
+    """Act on an incident as the caller (never as anyone the body names): a responder of its team."""
     ctx = Context.of(request)
     caller = await ctx.caller(request)
     caller.require("incidents:write")
+    current, _ = await ctx.repo.load(request.match_info["id"], fresh=True)
+    if current is None:
+        raise ApiError(404, "no such incident")
+    caller.require_team(current.team, "responder", "incidents:write", what="incident")
     note = await _read_note(request, required=action == "notes")
+    state = await _act(request, caller.user, action, note)
+    await audit.record(ctx.bus, caller, AUDITED[action], target=state.id, team=state.team,
+                       details={"number": state.number, "with_note": bool(note)})
+    return respond(view_state(state))
+
+
+async def _act(request: web.Request, user: str, action: str, note: str) -> IncidentState:
     command: incidents.Command
     if action == "acknowledge":
-        command = incidents.Acknowledge(by=caller.user, via="api")
+        command = incidents.Acknowledge(by=user, via="api")
     elif action == "resolve":
-        command = incidents.Resolve(by=caller.user, via="api", reason=note)
+        command = incidents.Resolve(by=user, via="api", reason=note)
     elif action == "notes":
-        command = incidents.AddNote(by=caller.user, note=note)
-    elif action == "escalate":
-        state = await _escalate(request, caller.user)
-        if note:
-            state = await _execute(request, incidents.AddNote(by=caller.user, note=note))
-        return respond(view_state(state))
+        command = incidents.AddNote(by=user, note=note)
     else:
-        raise ApiError(404, f"unknown action {action!r}")
+        state = await _escalate(request, user)
+        if note:
+            state = await _execute(request, incidents.AddNote(by=user, note=note))
+        return state
     state = await _execute(request, command)
     if note and action != "notes":
-        state = await _execute(request, incidents.AddNote(by=caller.user, note=note))
-    return respond(view_state(state))
+        state = await _execute(request, incidents.AddNote(by=user, note=note))
+    return state
 
 
 async def _escalate(request: web.Request, user: str) -> IncidentState:

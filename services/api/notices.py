@@ -112,8 +112,9 @@ async def test_alert(request: web.Request) -> web.Response:
     caller.require("incidents:write")
     directory = ctx.config.directory
     team = request.match_info["team"]
-    if team not in directory.config.teams:
+    if team not in directory.config.teams or caller.team_role(team) is None:
         raise ApiError(404, f"no team {team!r}")
+    caller.require_team(team, "responder", "incidents:write", what="team")
     wait = _wait(request)
     users, channels = first_step(directory, team)
     title = f"Test page for {team}, sent by {caller.user}"
@@ -148,7 +149,9 @@ async def notify_host(request: web.Request) -> web.Response:
     wait = _wait(request)
     directory = ctx.config.directory
     config = directory.config
-    if host not in config.hosts:
+    team = config.hosts.get(host, {}).get("team")
+    # A host is its team's (a host with no team, an administrator's): others see no such host.
+    if host not in config.hosts or not (caller.is_admin or (isinstance(team, str) and caller.can(team, "responder"))):
         raise ApiError(404, f"no host {host!r} (hosts are configured under hosts:)")
     names = config.hosts[host].get("channels") or config.default_channels
     if not names:

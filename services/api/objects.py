@@ -16,7 +16,7 @@ import msgspec
 from aiohttp import web
 
 from tocsin.api import config_store
-from tocsin.api.auth import Caller
+from tocsin.api.access import Caller, can_see_channel
 from tocsin.api.config_store import RevisionConflict
 from tocsin.api.context import Context
 from tocsin.events.config import NAME, Config, ConfigError, Route, User, is_secret
@@ -103,8 +103,8 @@ async def write(ctx: Context, request: web.Request, caller: Caller, edit: Callab
                 deleting: bool = False) -> config_store.ApplyResult:
     """One change as one revision. Errors of a delete are references to what was deleted: 409."""
     try:
-        return await config_store.change(ctx.pool, ctx.bus, edit, by=caller.user, expected=if_match(request),
-                                         sealer=ctx.sealer)
+        return await config_store.change(ctx.pool, ctx.bus, edit, by=caller.user, via=caller.via,
+                                         expected=if_match(request), sealer=ctx.sealer)
     except RevisionConflict as exc:
         raise ApiError(409, str(exc)) from None
     except ConfigError as exc:
@@ -155,6 +155,7 @@ async def get_user(request: web.Request) -> web.Response:
 
 async def put_user(request: web.Request) -> web.Response:
     ctx, caller = await writer(request)
+    caller.require_admin("config:write")   # a user's role and teams are an administrator's to set
     name = request.match_info["user"]
     check_name(name, "user")
     user: User = await body(request, User)
@@ -172,6 +173,7 @@ async def put_user(request: web.Request) -> web.Response:
 
 async def delete_user(request: web.Request) -> web.Response:
     ctx, caller = await writer(request)
+    caller.require_admin("config:write")
     name = request.match_info["user"]
     result = await write(ctx, request, caller, lambda c: removed(c, "users", name, "user"), deleting=True)
     return web.Response(status=204, headers=etag(result.revision))
@@ -180,6 +182,8 @@ async def delete_user(request: web.Request) -> web.Response:
 async def put_contact(request: web.Request) -> web.Response:
     ctx, caller = await writer(request)
     uname, cname = request.match_info["user"], request.match_info["contact"]
+    if uname != caller.user:   # people keep their own contacts; an administrator anyone's
+        caller.require_admin("config:write")
     check_name(cname, "contact")
     contact: ChannelSpec = await body(request, ChannelSpec)
     created = False
@@ -199,6 +203,8 @@ async def put_contact(request: web.Request) -> web.Response:
 async def delete_contact(request: web.Request) -> web.Response:
     ctx, caller = await writer(request)
     uname, cname = request.match_info["user"], request.match_info["contact"]
+    if uname != caller.user:   # people keep their own contacts; an administrator anyone's
+        caller.require_admin("config:write")
 
     def edit(config: Config) -> Config:
         user = need(config.users, uname, "user")
@@ -213,19 +219,24 @@ async def delete_contact(request: web.Request) -> web.Response:
 
 
 async def list_channels(request: web.Request) -> web.Response:
-    ctx, _ = await reader(request)
+    ctx, caller = await reader(request)
     revision, config = await current(ctx)
-    return respond({"revision": revision, "channels": masked(config.channels)}, headers=etag(revision))
+    visible = {n: c for n, c in config.channels.items() if can_see_channel(caller, config, n)}
+    return respond({"revision": revision, "channels": masked(visible)}, headers=etag(revision))
 
 
 async def get_channel(request: web.Request) -> web.Response:
-    ctx, _ = await reader(request)
+    ctx, caller = await reader(request)
     revision, config = await current(ctx)
-    return respond(masked(need(config.channels, request.match_info["channel"], "channel")), headers=etag(revision))
+    name = request.match_info["channel"]
+    if not can_see_channel(caller, config, name):
+        raise ApiError(404, f"no channel {name!r}")
+    return respond(masked(need(config.channels, name, "channel")), headers=etag(revision))
 
 
 async def put_channel(request: web.Request) -> web.Response:
     ctx, caller = await writer(request)
+    caller.require_admin("config:write")   # a shared channel can serve several teams
     name = request.match_info["channel"]
     check_name(name, "channel")
     channel: ChannelSpec = await body(request, ChannelSpec)
@@ -242,6 +253,7 @@ async def put_channel(request: web.Request) -> web.Response:
 
 async def delete_channel(request: web.Request) -> web.Response:
     ctx, caller = await writer(request)
+    caller.require_admin("config:write")
     name = request.match_info["channel"]
     result = await write(ctx, request, caller, lambda c: removed(c, "channels", name, "channel"), deleting=True)
     return web.Response(status=204, headers=etag(result.revision))
@@ -251,16 +263,20 @@ async def delete_channel(request: web.Request) -> web.Response:
 
 
 async def list_routes(request: web.Request) -> web.Response:
-    ctx, _ = await reader(request)
+    ctx, caller = await reader(request)
     revision, config = await current(ctx)
-    return respond({"revision": revision, "routes": {n: route_view(r) for n, r in config.routes.items()}},
+    return respond({"revision": revision, "routes": {n: route_view(r) for n, r in config.routes.items()
+                                                     if caller.team_role(r.team) is not None}},
                    headers=etag(revision))
 
 
 async def get_route(request: web.Request) -> web.Response:
-    ctx, _ = await reader(request)
+    ctx, caller = await reader(request)
     revision, config = await current(ctx)
-    return respond(route_view(need(config.routes, request.match_info["route"], "route")), headers=etag(revision))
+    route = need(config.routes, request.match_info["route"], "route")
+    if caller.team_role(route.team) is None:
+        raise ApiError(404, f"no route {request.match_info['route']!r}")
+    return respond(route_view(route), headers=etag(revision))
 
 
 async def put_route(request: web.Request) -> web.Response:
@@ -275,6 +291,10 @@ async def put_route(request: web.Request) -> web.Response:
     def edit(config: Config) -> Config:
         nonlocal created
         created = name not in config.routes
+        if not created:   # the owner of the team it is in now, and of the team it goes to
+            caller.require_team(config.routes[name].team, "owner", "config:write", what="route")
+        if not caller.can(route.team, "owner"):
+            raise ApiError(403, f"this needs the owner role in team {route.team!r}", details={"path": "team"})
         return replaced(config, "routes", name, route)
     result = await write(ctx, request, caller, edit)
     _, config = await current(ctx)
@@ -287,7 +307,12 @@ async def put_route(request: web.Request) -> web.Response:
 async def delete_route(request: web.Request) -> web.Response:
     ctx, caller = await writer(request)
     name = request.match_info["route"]
-    result = await write(ctx, request, caller, lambda c: removed(c, "routes", name, "route"), deleting=True)
+
+    def edit(config: Config) -> Config:
+        if name in config.routes:
+            caller.require_team(config.routes[name].team, "owner", "config:write", what="route")
+        return removed(config, "routes", name, "route")
+    result = await write(ctx, request, caller, edit, deleting=True)
     return web.Response(status=204, headers=etag(result.revision))
 
 

@@ -65,6 +65,8 @@ class Shifts(msgspec.Struct, kw_only=True):
 
 async def oncall(request: web.Request) -> web.Response:
     ctx = Context.of(request)
+    # Every signed-in person sees every team's schedule: knowing whom to call in another team is the point
+    # of a shared instance. Incidents, routes and channels stay per team (access.py).
     (await ctx.caller(request)).require("incidents:read")
     now = utcnow()
     directory = ctx.config.directory
@@ -133,7 +135,8 @@ async def shifts(request: web.Request) -> web.Response:
 
 ENDPOINTS = [
     Endpoint("GET", "/api/v1/oncall", oncall, "Who is on call now in every team and rotation",
-             scope="incidents:read", team="each team (filtered to the caller's)", responses={200: OnCall},
+             scope="incidents:read", team="every team (schedules are visible to every signed-in person)",
+             responses={200: OnCall},
              tag="on call"),
     Endpoint("GET", "/api/v1/rotations/{rotation}/shifts", shifts, "A rotation's shifts, overrides applied",
              scope="incidents:read", team="path:rotation (<team>.<rotation>)", responses={200: Shifts},

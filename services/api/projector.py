@@ -15,13 +15,13 @@ import asyncpg
 import msgspec
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from tocsin.events import alerts, deliveries, incidents, routing
+from tocsin.events import alerts, audit, deliveries, incidents, routing
 from tocsin.events.bus import Bus
-from tocsin.events.streams import ALERTS, DELIVERIES, INCIDENTS, ROUTING
+from tocsin.events.streams import ALERTS, AUDIT, DELIVERIES, INCIDENTS, ROUTING
 from tocsin.events.tasks import cancel_and_wait
 
 log = logging.getLogger("tocsin.projector")
-STREAMS = (ALERTS.name, INCIDENTS.name, DELIVERIES.name, ROUTING.name)
+STREAMS = (ALERTS.name, INCIDENTS.name, DELIVERIES.name, ROUTING.name, AUDIT.name)
 _state_decoder = msgspec.json.Decoder(incidents.IncidentState)
 
 UPSERT_INCIDENT = """
@@ -127,6 +127,8 @@ class Projector:
             await self._deliveries(conn, items)
         elif stream == ROUTING.name:
             await self._routing(conn, items)
+        elif stream == AUDIT.name:
+            await self._audit(conn, items)
 
     def _decoded(self, stream: str, items: list[tuple[int, bytes]], decoder: msgspec.json.Decoder[Any]) -> list[
             tuple[int, bytes, Any]]:
@@ -190,6 +192,13 @@ class Projector:
         # In stream order: one notification's later event wins (executemany runs the rows in order).
         await conn.executemany(UPSERT_DELIVERY, rows)
 
+    async def _audit(self, conn: asyncpg.Connection, items: list[tuple[int, bytes]]) -> None:
+        await conn.executemany(
+            "INSERT INTO api_audit (id, seq, at, actor, action, target, team, via, details) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            [(e.id, seq, e.at, e.actor, e.action, e.target, e.team, e.via, msgspec.json.encode(e.details).decode())
+             for seq, _, e in self._decoded(AUDIT.name, items, audit.decoder)])
+
 
     async def _routing(self, conn: asyncpg.Connection, items: list[tuple[int, bytes]]) -> None:
         # The latest outcome per alert wins (an alert is routed once; a redelivery records the same).
@@ -209,7 +218,7 @@ async def _set_offset(conn: asyncpg.Connection, stream: str, seq: int) -> None:
 # The offsets first: a running projector locks its offset row before it writes the read models, so taking
 # the tables in this order waits for its batch instead of deadlocking with it.
 READ_MODELS = ("api_projection_offsets", "api_incidents", "api_incident_events", "api_deliveries", "api_alerts",
-               "api_alert_routing")
+               "api_alert_routing", "api_audit")
 
 
 async def rebuild(bus: Bus, pool: asyncpg.Pool, batch: int = 500) -> dict[str, int]:

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from tocsin.api.access import Caller
 from tocsin.api.objects import (
     IF_MATCH,
     body,
@@ -46,6 +47,15 @@ def _team(config: Config, name: str) -> Team:
     return need(config.teams, name, "team")  # type: ignore[no-any-return]
 
 
+def _owner(caller: Caller, config: Config, name: str) -> None:
+    """Team objects are changed by the team's owners (and administrators); a new team by an administrator.
+    Teams are visible to everyone (like who is on call), so a caller without the role gets 403, not 404."""
+    if name not in config.teams:
+        caller.require_admin("config:write")
+    elif not caller.can(name, "owner"):
+        raise ApiError(403, f"this needs the owner role in team {name!r}")
+
+
 def _with_team(config: Config, name: str, **changes: Any) -> Config:
     return replaced(config, "teams", name, msgspec.structs.replace(_team(config, name), **changes))
 
@@ -72,6 +82,7 @@ async def put_team(request: web.Request) -> web.Response:
     def edit(config: Config) -> Config:
         nonlocal created
         created = name not in config.teams
+        _owner(caller, config, name)
         return replaced(config, "teams", name, team)
     result = await write(ctx, request, caller, edit)
     return respond(team, status=201 if created else 200, headers=etag(result.revision))
@@ -79,6 +90,7 @@ async def put_team(request: web.Request) -> web.Response:
 
 async def delete_team(request: web.Request) -> web.Response:
     ctx, caller = await writer(request)
+    caller.require_admin("config:write")
     name = request.match_info["team"]
     result = await write(ctx, request, caller, lambda c: removed(c, "teams", name, "team"), deleting=True)
     return web.Response(status=204, headers=etag(result.revision))
@@ -91,6 +103,8 @@ async def put_member(request: web.Request) -> web.Response:
     member: Membership = await body(request, Membership)
 
     def edit(config: Config) -> Config:
+        _team(config, tname)
+        _owner(caller, config, tname)
         team = _team(config, tname)
         need(config.users, uname, "user")
         members = team.members if uname in team.members else [*team.members, uname]
@@ -106,6 +120,8 @@ async def delete_member(request: web.Request) -> web.Response:
     tname, uname = request.match_info["team"], request.match_info["user"]
 
     def edit(config: Config) -> Config:
+        _team(config, tname)
+        _owner(caller, config, tname)
         team = _team(config, tname)
         if uname not in team.members and uname not in team.admins:
             raise ApiError(404, f"{uname!r} is not a member of {tname!r}")
@@ -129,6 +145,8 @@ async def put_rotation(request: web.Request) -> web.Response:
 
     def edit(config: Config) -> Config:
         nonlocal created
+        _team(config, tname)
+        _owner(caller, config, tname)
         team = _team(config, tname)
         created = rname not in team.rotations
         return _with_team(config, tname, rotations={**team.rotations, rname: spec})
@@ -141,6 +159,8 @@ async def delete_rotation(request: web.Request) -> web.Response:
     tname, rname = request.match_info["team"], request.match_info["rotation"]
 
     def edit(config: Config) -> Config:
+        _team(config, tname)
+        _owner(caller, config, tname)
         team = _team(config, tname)
         need(team.rotations, rname, "rotation")
         return _with_team(config, tname, rotations={k: v for k, v in team.rotations.items() if k != rname})
@@ -161,6 +181,8 @@ async def add_override(request: web.Request) -> web.Response:
     override: OverrideSpec = await body(request, OverrideSpec)
 
     def edit(config: Config) -> Config:
+        _team(config, tname)
+        _owner(caller, config, tname)
         return _with_team(config, tname, overrides=[*_team(config, tname).overrides, override])
     result = await write(ctx, request, caller, edit)
     return respond(override, status=201, headers=etag(result.revision))
@@ -175,6 +197,8 @@ async def delete_override(request: web.Request) -> web.Response:
     index = int(text)
 
     def edit(config: Config) -> Config:
+        _team(config, tname)
+        _owner(caller, config, tname)
         overrides = list(_team(config, tname).overrides)
         if index >= len(overrides):
             raise ApiError(404, f"team {tname!r} has {len(overrides)} overrides; no index {index}")
@@ -194,7 +218,11 @@ async def put_escalation(request: web.Request) -> web.Response:
     ctx, caller = await writer(request)
     tname = request.match_info["team"]
     policy: Escalation = await body(request, Escalation)
-    result = await write(ctx, request, caller, lambda c: _with_team(c, tname, escalation=policy))
+    def edit(config: Config) -> Config:
+        _team(config, tname)
+        _owner(caller, config, tname)
+        return _with_team(config, tname, escalation=policy)
+    result = await write(ctx, request, caller, edit)
     return respond(policy, headers=etag(result.revision))
 
 
