@@ -1,7 +1,7 @@
 """Delivery latency after idle gaps: nats-py's fetch loop (the bus before) beside the bus's Puller, in one run.
 
     python bench/idle_latency.py [--messages 300] [--pairs 4] [--gap 1.0,2.5] [--group 1,3]
-                                 [--spacing 0.02,0.4] [--json]
+                                 [--spacing 0.02,0.4] [--drain 20000] [--json]
 
 The stall this measures: a consumer that idles sends one pull request per second (the fetch timeout). With
 nats-py's `fetch(batch, timeout=1)` the server's 408 for an expired request can arrive after the client's
@@ -24,7 +24,9 @@ latency, per consumer, is from the start of its publish to the moment the consum
 clock: everything runs in this process, on uvloop as the services do). Every consumer acks what it gets.
 
 Printed per path: count, p50 / p99 / max, and how many deliveries took over 500 ms; for the new path also the
-Puller's own counters (requests given up on, stale statuses and messages). Exit status is non-zero only on
+Puller's own counters (requests given up on, stale statuses and messages). Then, with the idle consumers
+stopped, each path drains `--drain` stored messages (batch 64, an ack each): the rate, and this process's
+CPU per message (the cost of the pull loop itself, beside any handler). Exit status is non-zero only on
 errors (a message never delivered to some consumer), never because a figure is high.
 """
 
@@ -83,6 +85,52 @@ class Receiver:
             await msg.ack()
 
 
+class Drain:
+    """A handler that acks, and says when `count` messages have come."""
+
+    def __init__(self, count: int) -> None:
+        self.count, self.got, self.done = count, 0, asyncio.Event()
+
+    async def __call__(self, msgs: list[Msg]) -> None:
+        for msg in msgs:
+            await msg.ack()
+        self.got += len(msgs)
+        if self.got >= self.count:
+            self.done.set()
+
+
+async def drain_cost(bus: Bus, count: int) -> dict[str, dict[str, float]]:
+    """Both paths drain the same `count` stored messages (about 1 KB each, batch 64, ack each); the rate and
+    this process's CPU per message. Twice each, alternated; the better of the two runs is kept."""
+    await bus.js.add_stream(name="DRAIN_BENCH", subjects=["drain.bench"])
+    pad = b"x" * 900
+    for start in range(0, count, 1000):
+        futures = [await bus.js.publish_async("drain.bench", pad) for _ in range(min(1000, count - start))]
+        await asyncio.gather(*futures)
+    out: dict[str, dict[str, float]] = {}
+    for round_ in range(2):
+        for path in ("old", "new"):
+            durable = f"drain-{path}-{round_}"
+            await bus.js.add_consumer("DRAIN_BENCH", ConsumerDef("DRAIN_BENCH", durable, "drain.bench").config())
+            handle = Drain(count)
+            cpu, t = time.process_time(), time.monotonic()
+            if path == "old":
+                sub = await bus.js.pull_subscribe_bind(durable, "DRAIN_BENCH")
+                task = asyncio.create_task(old_consume(sub, handle))
+            else:
+                puller = await bus.pull(ConsumerDef("DRAIN_BENCH", durable, "drain.bench"))
+                task = asyncio.create_task(consume(puller, handle, batch=BATCH, idle_timeout=IDLE_TIMEOUT))
+            await asyncio.wait_for(handle.done.wait(), 120)
+            cpu, t = time.process_time() - cpu, time.monotonic() - t
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            best = out.get(path)
+            if best is None or count / t > best["rate"]:
+                out[path] = {"rate": count / t, "cpu_us": 1e6 * cpu / count}
+    return out
+
+
 async def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     server = EmbeddedNats(tmp / "nats").start()
     bus = await Bus.connect(server.url, "bench-idle")
@@ -120,6 +168,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
                 break
             await asyncio.sleep(0.1)
         result: dict[str, object] = {"messages": len(sent), "pairs": args.pairs, "gap": [low, high],
+                                     "drain_count": args.drain,
                                      "group": list(args.group), "spacing": list(args.spacing),
                                      "load_before": load_before, "load_after": load_average()}
         for path, rs in receivers.items():
@@ -134,6 +183,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
             for field in vars(total):
                 setattr(total, field, getattr(total, field) + getattr(p.stats, field))
         result["new_stats"] = vars(total)
+        for t in tasks:   # the idle consumers stop before the drain, so it has the process to itself
+            t.cancel()
+        if args.drain:
+            result["drain"] = await drain_cost(bus, args.drain)
         return result
     finally:
         for t in tasks:
@@ -159,6 +212,11 @@ def report(r: dict, command: str) -> None:  # type: ignore[type-arg]
     s = r["new_stats"]
     print(f"  new Puller counters: {s['requests']} requests, {s['abandoned']} given up, "
           f"{s['stale_statuses']} stale statuses, {s['stale_messages']} stale messages")
+    if "drain" in r:
+        d = r["drain"]
+        print(f"drain of {r['drain_count']} stored messages (batch {BATCH}, ack each), best of 2: "
+              f"old {d['old']['rate']:.0f}/s, {d['old']['cpu_us']:.1f} µs CPU/message; "
+              f"new {d['new']['rate']:.0f}/s, {d['new']['cpu_us']:.1f} µs CPU/message")
 
 
 def main() -> int:
@@ -168,6 +226,7 @@ def main() -> int:
     parser.add_argument("--gap", default="1.0,2.5", help="idle pause before each group, min,max seconds")
     parser.add_argument("--group", default="1,3", help="messages per group, min,max (1,3)")
     parser.add_argument("--spacing", default="0.02,0.4", help="pause between a group's messages, min,max s")
+    parser.add_argument("--drain", type=int, default=20_000, help="messages for the drain cost (0: none)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="also print one JSON line of results")
     args = parser.parse_args()

@@ -20,8 +20,11 @@ Here every pull request `n` is sent with the reply subject `<inbox>.<n>`, on one
   use up one of the consumer's `max_deliver` attempts). `stats.stale_messages` counts them.
 
 Requests are `no_wait` with an `expires`: the server holds the request while nothing is pending, hands over
-what is there as soon as anything is (up to the batch), then ends it with a 408 at once. So an idle consumer
-costs one request per `expires`, and a message that arrives is answered without waiting for the expiry.
+what is there as soon as anything is (up to the batch), then ends it at once with a 404 or 408. So an idle
+consumer costs one request per `expires`, and a message that arrives is answered without waiting for the
+expiry. One exception, as with nats-py's fetch: while the consumer is at its `max_ack_pending`, the server
+keeps such a request open after its first messages, so that batch is handed over only when acks make
+room for the rest of it or the request expires.
 
 See NATS ADR-13 (pull requests) for the `$JS.API.CONSUMER.MSG.NEXT` request and its statuses.
 """
@@ -46,9 +49,7 @@ log = logging.getLogger("tocsin.bus")
 
 # Status codes of the pull protocol (ADR-13).
 HEARTBEAT = "100"
-NO_MESSAGES = "404"
 REQUEST_TIMEOUT = "408"
-CONFLICT = "409"
 # How long past a request's expiry the puller waits for the server's answer before it gives the request up.
 GRACE = 1.0
 
