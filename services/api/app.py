@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from tocsin.api import answers, config_store, configviews, incidents, oncall
+from tocsin.api import answers, config_store, configviews, incidents, oncall, stream, ui
 from tocsin.api.context import CONTEXT, Context
 from tocsin.api.projector import Projector
 from tocsin.api.settings import Settings
@@ -72,6 +72,7 @@ def add_routes(app: web.Application) -> None:
     oncall.add_routes(app)
     configviews.add_routes(app)
     answers.add_routes(app)
+    ui.add_routes(app)
 
 
 def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool | None = None,
@@ -81,6 +82,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool
     ctx = Context(settings)
     app[CONTEXT] = ctx
     add_routes(app)
+    broadcaster = stream.install(app, heartbeat=settings.stream_heartbeat)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         own_bus, own_pool = bus is None, pool is None
@@ -99,8 +101,10 @@ def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool
             projector = Projector(b, p, settings.database_url)
             ctx.extra["projector"] = projector
             projector_task = asyncio.create_task(projector.run(), name="projector")
+            await broadcaster.start(settings.database_url, p)
             yield
         finally:
+            await broadcaster.stop()
             if projector_task is not None:
                 await cancel_and_wait([projector_task], 10)
             await watcher.stop()

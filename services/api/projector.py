@@ -15,6 +15,7 @@ import asyncpg
 import msgspec
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from tocsin.api import stream
 from tocsin.events import alerts, deliveries, incidents
 from tocsin.events.bus import Bus
 from tocsin.events.streams import ALERTS, DELIVERIES, INCIDENTS
@@ -165,6 +166,7 @@ class Projector:
         await conn.executemany(
             "INSERT INTO api_incident_events (incident_id, seq, version, type, at, body) "
             "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING", timeline)
+        await _notify(conn, "incident", changed)
 
     async def _alerts(self, conn: asyncpg.Connection, items: list[tuple[int, bytes]]) -> None:
         await conn.executemany(
@@ -187,6 +189,15 @@ class Projector:
                          status, attempts, provider_id, error, event.at))
         # In stream order: one notification's later event wins (executemany runs the rows in order).
         await conn.executemany(UPSERT_DELIVERY, rows)
+        await _notify(conn, "delivery", {row[1] for row in rows})
+
+
+async def _notify(conn: asyncpg.Connection, kind: str, incident_ids: set[str]) -> None:
+    """Tell the API's event streams (every replica) what changed. Sent inside the batch's transaction,
+    Postgres delivers it only after the commit, so a listener always reads the change it is told about."""
+    if incident_ids:
+        await conn.executemany("SELECT pg_notify($1, $2)",
+                               [(stream.CHANNEL, stream.notice(kind, i)) for i in sorted(incident_ids)])
 
 
 async def _watch(leader: asyncpg.Connection) -> None:
