@@ -1,0 +1,47 @@
+// Pieces several pages share: status badges, incident rows, the test-alert button.
+
+import { api, isMissingEndpoint } from "../api.js";
+import { errorBox, h, notice, replace } from "../dom.js";
+import { ago, timeEl } from "../fmt.js";
+
+export function statusBadge(status) {
+  return h("span", { class: `badge status-${status}` }, status);
+}
+
+export function severityBadge(severity) {
+  return severity ? h("span", { class: `badge sev-${severity}` }, severity) : "";
+}
+
+// One incident as a list item: a link with the number and title, then what state it is in.
+export function incidentItem(inc) {
+  return h("li", { class: `incident status-${inc.status}`, dataset: { id: inc.id } },
+    h("a", { href: `/incidents/${encodeURIComponent(inc.id)}`, class: "title" }, `#${inc.number} ${inc.title}`),
+    h("div", { class: "meta" },
+      statusBadge(inc.status), " ", severityBadge(inc.severity), " ",
+      h("span", {}, inc.team), " · ",
+      timeEl(inc.created_at, ago(inc.created_at)),
+      inc.acknowledged_by ? ` · acknowledged by ${inc.acknowledged_by}` : "",
+      inc.resolved_by ? ` · resolved by ${inc.resolved_by}` : ""));
+}
+
+export function testAlertButton(team) {
+  const out = h("div", { class: "inline-msg", "aria-live": "polite" });
+  const button = h("button", { type: "button", "aria-describedby": `test-${team}-msg` }, "Send test alert");
+  out.id = `test-${team}-msg`;
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    replace(out, notice("Sending…"));
+    try {
+      const result = await api("POST", `/api/v1/teams/${encodeURIComponent(team)}/test-alert`, {});
+      const number = result && (result.number ?? (result.incident && result.incident.number));
+      replace(out, notice(number ? `Test alert sent: incident #${number}.` : "Test alert sent.", "ok"));
+    } catch (err) {
+      replace(out, isMissingEndpoint(err)
+        ? errorBox(`This server cannot send test alerts yet (no POST /api/v1/teams/${team}/test-alert).`)
+        : errorBox(err, "Test alert failed"));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h("div", { class: "test-alert" }, button, out);
+}
