@@ -75,7 +75,7 @@ function grid(today, shifts) {
       known ? h("ul", {}, dedupe(here).map((s) => h("li", { class: s.override ? "override" : "" },
         h("span", { class: "who" }, s.user),
         s.override ? h("span", { class: "badge override" }, "override") : "",
-        s.from ? h("span", { class: "muted" }, " from ", timeEl(s.from, new Date(s.from).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" }))) : ""))))
+        s.from ? h("span", { class: "muted" }, " from ", timeEl(s.from, new Date(s.from).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" }))) : "")))
         : h("span", { class: "muted" }, "?")));
   }
   return h("div", { class: "cal-grid", role: "list" },

@@ -56,7 +56,7 @@ export async function render(main, { params }) {
         ` ${inc.team} · route ${inc.route} · ${inc.source} · opened `, timeEl(inc.created_at),
         inc.acknowledged_by ? [" · acknowledged by ", h("strong", {}, inc.acknowledged_by), " ", timeEl(inc.acknowledged_at)] : "",
         inc.resolved_by ? [" · resolved by ", h("strong", {}, inc.resolved_by), " ", timeEl(inc.resolved_at)] : ""),
-      inc.details ? h("p", { class: "details" }, inc.details) : "",
+      inc.details ? h("pre", { class: "details", tabindex: 0, "aria-label": "Details" }, inc.details) : "",
       actions, actionMsg, noteForm,
       h("section", { "aria-labelledby": "tl-title" }, h("h2", { id: "tl-title" }, "Timeline"), timeline(inc.timeline)),
       h("section", { "aria-labelledby": "dl-title" }, h("h2", { id: "dl-title" }, "Deliveries"), deliveries(inc.deliveries)),
@@ -88,7 +88,8 @@ function timeline(events) {
   return h("ol", { class: "timeline" }, events.map((e) => {
     const label = LABELS[e.type] ? LABELS[e.type](e) : e.type;
     return h("li", { class: e.type.replace(".", "-") }, timeEl(e.at), " ", h("span", {}, label),
-      e.type === "incident.paged" && e.undeliverable ? h("div", { class: "muted" }, `Not deliverable: ${JSON.stringify(e.undeliverable)}`) : "");
+      e.type === "incident.paged" && (e.undeliverable || []).length
+        ? h("ul", { class: "undeliverable" }, e.undeliverable.map((why) => h("li", {}, `Not sent: ${why}`))) : "");
   }));
 }
 
