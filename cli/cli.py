@@ -161,12 +161,12 @@ def cmd_config_export(args: argparse.Namespace) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    from tocsin.api import auth, config_store
+    from tocsin.api import auth, config_store, users
 
     async def work(bus, pool):  # type: ignore[no-untyped-def]
         async with pool.acquire() as conn:
             _, config = await config_store.current(conn)
-            if args.user not in config.users:
+            if await users.find(conn, config, args.user) is None:
                 return None
             return await auth.create_token(conn, args.user, name=args.name or "",
                                            scopes=tuple(args.scope or auth.DEFAULT_SCOPES))
@@ -179,6 +179,51 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         print(f"unknown user {args.user!r}: add them to the config first", file=sys.stderr)
         return 1
     print(token)
+    return 0
+
+
+def _read_new_password(args: argparse.Namespace) -> str | None:
+    """From stdin (--password-stdin: the first line), else asked twice on the terminal; None if they differ."""
+    import getpass
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        print("no terminal to ask for a password on: pass --password-stdin and send it on stdin",
+              file=sys.stderr)
+        return None
+    first = getpass.getpass(f"password for {args.username}: ")
+    if first != getpass.getpass("again: "):
+        print("the two passwords differ", file=sys.stderr)
+        return None
+    return first
+
+
+def cmd_user_create_admin(args: argparse.Namespace) -> int:
+    from tocsin.api import users
+    from tocsin.events import audit
+    from tocsin.events.base import new_id, utcnow
+    password = _read_new_password(args)
+    if password is None:
+        return USAGE_ERROR
+    try:
+        users.check_password(password, args.username)
+    except users.WeakPassword as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    by = f"cli:{os.environ.get('USER', '')}"
+
+    async def work(bus, pool):  # type: ignore[no-untyped-def]
+        async with pool.acquire() as conn:
+            await users.create_admin(conn, args.username, email=args.email, password=password, by=by)
+        await bus.publish(audit.subject("user.created"), audit.AuditRecorded(
+            id=new_id(), at=utcnow(), actor=by, action="user.created", target=args.username, via="cli",
+            details={"role": "admin", "email": args.email}))
+    try:
+        asyncio.run(_with_services(Path(args.data_dir), work))
+    except ValueError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    print(f"{args.username} is an administrator; sign in at /api/v1/auth/login")
     return 0
 
 
@@ -241,6 +286,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--name", default="")
     s.add_argument("--data-dir", default=argparse.SUPPRESS)
     s.set_defaults(func=cmd_token_create)
+
+    user = sub.add_parser("user", help="people who sign in").add_subparsers(dest="action", required=True)
+    s = user.add_parser("create-admin", help="make USERNAME an administrator with a password (asked twice)")
+    s.add_argument("username")
+    s.add_argument("--email", required=True)
+    s.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    s.add_argument("--data-dir", default=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_user_create_admin)
     return p
 
 

@@ -77,7 +77,7 @@ async def test_prune_removes_what_the_file_does_not_name(stack):
 
 
 async def test_put_and_get_config_over_http(stack):
-    await stack.start(BASE)
+    await stack.start(BASE.replace("alice: {", "alice: {role: admin, "))   # the whole config: admins only
     token = await stack.token("alice")
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/yaml"}
     assert stack.session

@@ -46,7 +46,7 @@ CHANNEL_FIELDS: dict[str, dict[str, bool]] = {   # field -> required (for shared
     "log": {},
 }
 SECRET_FIELDS = frozenset({"token", "secret", "password", "auth_token", "bot_token", "vapid_private_key",
-                           "user_key", "key"})
+                           "user_key", "key", "client_secret"})
 # The kinds this version of the notifier delivers; the others are accepted by the config and reported.
 DELIVERABLE_KINDS = frozenset({"ntfy", "webhook", "log"})
 TARGET_KINDS = ("rotation", "user", "channel", "team")
@@ -112,8 +112,9 @@ class Reminders(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class Team(msgspec.Struct, forbid_unknown_fields=True):
-    members: list[str] = []
-    admins: list[str] = []
+    members: list[str] = []       # responders: read and act on the team's incidents
+    admins: list[str] = []        # owners: also change the team's config objects
+    viewers: list[str] = []       # read the team's incidents, routes and channels; act on nothing
     channels: list[str] = []
     rotations: dict[str, RotationSpec] = {}
     overrides: list[OverrideSpec] = []
@@ -148,8 +149,20 @@ class Silence(msgspec.Struct, forbid_unknown_fields=True):
     comment: str = ""
 
 
+class Oidc(msgspec.Struct, forbid_unknown_fields=True):
+    """Sign-in through an OpenID Connect provider (authorization code with PKCE)."""
+
+    issuer: str
+    client_id: str
+    client_secret: str = ""
+    scopes: list[str] = msgspec.field(default_factory=lambda: ["openid", "email", "profile"])
+    claim: str = "email"          # the ID token claim that names the person: matched to a user's email,
+                                  # or, for any other claim, to the username. Nobody is created by sign-in.
+
+
 class Security(msgspec.Struct, forbid_unknown_fields=True):
     allow_private_networks: bool = False
+    oidc: Oidc | None = None
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):
@@ -420,7 +433,7 @@ def validate(config: Config) -> list[tuple[str, str]]:
         path = f"teams.{tname}"
         if not NAME.match(tname):
             errors.append((path, "a name is letters, digits, '.', '_' or '-'"))
-        for field_name in ("members", "admins"):
+        for field_name in ("members", "admins", "viewers"):
             for i, member in enumerate(getattr(team, field_name)):
                 if member not in users:
                     errors.append((f"{path}.{field_name}[{i}]", f'unknown user "{member}"'))
@@ -516,11 +529,30 @@ def validate(config: Config) -> list[tuple[str, str]]:
         if starts and ends and ends <= starts:
             errors.append((f"{spath}.ends", "must be after starts"))
     _check_duration(config.renotify, "renotify", errors)
+    _check_oidc(config, errors)
     for name, provider in config.providers.items():
         for key in ("server", "base_url", "rest_url"):
             if key in provider:
                 _check_url(provider[key], f"providers.{name}.{key}", errors)
     return errors
+
+
+def _check_oidc(config: Config, errors: list[tuple[str, str]]) -> None:
+    oidc = config.security.oidc
+    if oidc is None:
+        return
+    path = "security.oidc"
+    issuer = urlsplit(oidc.issuer)
+    if issuer.scheme not in ("http", "https") or not issuer.hostname or issuer.query or issuer.fragment:
+        errors.append((f"{path}.issuer", f"not an issuer URL: {oidc.issuer!r}"))
+    elif issuer.scheme == "http" and issuer.hostname not in ("127.0.0.1", "localhost", "::1"):
+        errors.append((f"{path}.issuer", "an issuer is https (plain http only on loopback, for testing)"))
+    if not oidc.client_id:
+        errors.append((f"{path}.client_id", "required"))
+    if "openid" not in oidc.scopes:
+        errors.append((f"{path}.scopes", "must include openid"))
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}", oidc.claim):
+        errors.append((f"{path}.claim", f"not a claim name: {oidc.claim!r}"))
 
 
 def _check_hosts(config: Config, errors: list[tuple[str, str]]) -> None:

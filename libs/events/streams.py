@@ -9,6 +9,7 @@
 | DELIVERIES | deliveries.<kind>        | notifier              | api projector                  |
 | CONFIG     | config.applied           | api (config apply)    | intake, router, notifier, ...  |
 | HEARTBEATS | heartbeats.<host>        | intake (UDP)          | (host watching, later)         |
+| AUDIT      | audit.<object>           | api                   | api projector                  |
 
 INCIDENTS keeps one subject per aggregate with the event type in the payload, so that
 `Nats-Expected-Last-Subject-Sequence` guards every append on every server version.
@@ -65,7 +66,10 @@ CONFIG = StreamDef("CONFIG", ["config.>"], max_msgs_per_subject=20)
 HEARTBEATS = StreamDef("HEARTBEATS", ["heartbeats.>"], max_age=timedelta(days=7),
                        duplicate_window=timedelta(minutes=5))
 
-ALL_STREAMS = (ALERTS, INCIDENTS, TIMERS, NOTIFY, DELIVERIES, CONFIG, HEARTBEATS)
+# Who changed what and who acted on incidents (libs/events/audit.py); kept, like INCIDENTS.
+AUDIT = StreamDef("AUDIT", ["audit.>"])
+
+ALL_STREAMS = (ALERTS, INCIDENTS, TIMERS, NOTIFY, DELIVERIES, CONFIG, HEARTBEATS, AUDIT)
 
 # The notifier's delivery ledger: one key per notification id, so a redelivered command is not sent twice.
 DELIVERY_LEDGER_BUCKET = "tocsin_delivery_ledger"

@@ -17,6 +17,7 @@ from typing import Literal
 
 from aiohttp import web
 
+from tocsin.api import audit
 from tocsin.api.context import Context
 from tocsin.events import incidents
 from tocsin.events.base import utcnow
@@ -50,6 +51,8 @@ async def act_as(ctx: Context, *, incident_id: str, user: str, action: str, via:
             return current
         raise AnswerRefused(str(exc)) from None
     assert state is not None
+    await audit.record(ctx.bus, user, f"incident.{action}d", target=state.id, team=state.team, via=via,
+                       details={"number": state.number})
     return state
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from tocsin.api import answers, config_store, configviews, incidents, oncall, stream, ui
+from tocsin.api import (answers, audit, calendar, config_store, configviews, incidents, login, oidc, oncall, stream,
+                        tokens, ui)
 from tocsin.api.context import CONTEXT, Context
 from tocsin.api.projector import Projector
 from tocsin.api.settings import Settings
@@ -45,15 +46,21 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def get_alert(request: web.Request) -> web.Response:
     ctx = Context.of(request)
-    (await ctx.caller(request)).require("incidents:read")
+    caller = await ctx.caller(request)
+    caller.require("incidents:read")
     row = await ctx.pool.fetchrow("SELECT * FROM api_alerts WHERE id = $1", request.match_info["id"])
     if row is None:
         raise ApiError(404, "no such alert (or not projected yet)")
+    incident = await ctx.pool.fetchrow(
+        "SELECT e.incident_id, i.team FROM api_incident_events e LEFT JOIN api_incidents i ON i.id = e.incident_id "
+        "WHERE e.body->>'alert_id' = $1 LIMIT 1", row["id"])
+    route = ctx.config.directory.config.routes.get(row["route"])
+    team = incident["team"] if incident is not None and incident["team"] else route.team if route else ""
+    if caller.team_role(team) is None:   # an alert is its team's, like its incident (access.py)
+        raise ApiError(404, "no such alert (or not projected yet)")
     body = json.loads(row["body"])
-    incident = await ctx.pool.fetchval(
-        "SELECT incident_id FROM api_incident_events WHERE body->>'alert_id' = $1 LIMIT 1", row["id"])
     body.pop("type", None)
-    body["incident_id"] = incident
+    body["incident_id"] = incident["incident_id"] if incident is not None else None
     return web.json_response(body)
 
 
@@ -72,6 +79,11 @@ def add_routes(app: web.Application) -> None:
     oncall.add_routes(app)
     configviews.add_routes(app)
     answers.add_routes(app)
+    login.add_routes(app)
+    oidc.add_routes(app)
+    tokens.add_routes(app)
+    audit.add_routes(app)
+    calendar.add_routes(app)
     ui.add_routes(app)
 
 

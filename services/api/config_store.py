@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from tocsin.events import audit
 from tocsin.events.base import new_id, utcnow
 from tocsin.events.bus import Bus
 from tocsin.events.config import (
@@ -74,7 +75,23 @@ def _with_token_hashes(config: Config, old: Config) -> tuple[Config, dict[str, s
     return msgspec.structs.replace(config, routes=routes), new_tokens
 
 
-async def apply(pool: asyncpg.Pool, bus: Bus, config: ConfigFile, *, by: str = "") -> ApplyResult:
+async def apply(pool: asyncpg.Pool, bus: Bus, config: ConfigFile, *, by: str = "", via: str = "") -> ApplyResult:
+    result = await _apply(pool, bus, config, by=by)
+    if result.changed:
+        await _audit(bus, by, via, "config.applied", target=str(result.revision),
+                     details={"revision": result.revision, "new_route_tokens": sorted(result.new_tokens)})
+    return result
+
+
+async def _audit(bus: Bus, actor: str, via: str, action: str, *, target: str, team: str = "",
+                 details: dict[str, Any]) -> None:
+    if not via:
+        via = actor.partition(":")[0] if ":" in actor else "api"
+    await bus.publish(audit.subject(action), audit.AuditRecorded(
+        id=new_id(), at=utcnow(), actor=actor, action=action, target=target, team=team, via=via, details=details))
+
+
+async def _apply(pool: asyncpg.Pool, bus: Bus, config: ConfigFile, *, by: str) -> ApplyResult:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(727002)")
         revision, old = await current(conn)
@@ -85,10 +102,39 @@ async def apply(pool: asyncpg.Pool, bus: Bus, config: ConfigFile, *, by: str = "
         document = msgspec.json.encode(merged).decode()
         if revision and not new_tokens and json.loads(document) == msgspec.to_builtins(old):
             return ApplyResult(revision=revision, changed=False)
-        revision = await conn.fetchval(
-            "INSERT INTO api_config_revisions (document, applied_by) VALUES ($1, $2) RETURNING revision",
-            document, by)
-        # Published inside the transaction: if the bus does not take it, no revision is recorded either.
-        await bus.publish(CONFIG_SUBJECT, ConfigApplied(id=new_id(), at=utcnow(), revision=revision,
-                                                        config=merged))
+        revision = await _store(conn, bus, merged, document, by)
     return ApplyResult(revision=revision, new_tokens=new_tokens)
+
+
+async def _store(conn: asyncpg.Connection, bus: Bus, merged: Config, document: str, by: str) -> int:
+    revision: int = await conn.fetchval(
+        "INSERT INTO api_config_revisions (document, applied_by) VALUES ($1, $2) RETURNING revision",
+        document, by)
+    # Published inside the transaction: if the bus does not take it, no revision is recorded either.
+    await bus.publish(CONFIG_SUBJECT, ConfigApplied(id=new_id(), at=utcnow(), revision=revision, config=merged))
+    return revision
+
+
+class UnknownRoute(LookupError):
+    pass
+
+
+async def regenerate_route_token(pool: asyncpg.Pool, bus: Bus, route: str, *, by: str, via: str,
+                                 team_check: Any = None) -> tuple[int, str]:
+    """A new intake token for `route` (the old one stops working as soon as the services load the new
+    revision). `team_check(team)` runs under the lock, on the route as it is then. Returns (revision, token)."""
+    token = secrets.token_urlsafe(24)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(727002)")
+        _, old = await current(conn)
+        if route not in old.routes:
+            raise UnknownRoute(route)
+        if team_check is not None:
+            team_check(old.routes[route].team)
+        routes = {**old.routes, route: msgspec.structs.replace(old.routes[route], token="",
+                                                               token_sha256=hash_token(token))}
+        merged = msgspec.structs.replace(old, routes=routes)
+        revision = await _store(conn, bus, merged, msgspec.json.encode(merged).decode(), by)
+    await _audit(bus, by, via, "route.token_regenerated", target=route, team=old.routes[route].team,
+                 details={"revision": revision})
+    return revision, token

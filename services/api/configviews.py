@@ -15,7 +15,9 @@ from tocsin.events.web import ApiError, read_json_body
 async def put_config(request: web.Request) -> web.Response:
     ctx = Context.of(request)
     caller = await ctx.caller(request)
-    caller.require("config:write")
+    # The whole config spans every team (and users, providers): administrators only. Team owners change
+    # their own team's objects through the per-object endpoints.
+    caller.require_admin("config:write")
     if request.content_type not in ("application/yaml", "application/x-yaml", "text/yaml", "application/json",
                                      "text/plain", ""):
         raise ApiError(415, "send the config as application/yaml or application/json")
@@ -23,7 +25,7 @@ async def put_config(request: web.Request) -> web.Response:
     try:
         # Substitution of ${NAME} happens on the machine that holds the file, never from the server's env.
         config = read_config(raw, env={})
-        result = await config_store.apply(ctx.pool, ctx.bus, config, by=caller.user)
+        result = await config_store.apply(ctx.pool, ctx.bus, config, by=caller.user, via=caller.via)
     except ConfigError as exc:
         raise ApiError(422, "the config has errors; nothing was applied",
                        details=[{"path": p, "message": m} for p, m in exc.errors]) from None
@@ -34,7 +36,7 @@ async def put_config(request: web.Request) -> web.Response:
 
 async def get_config(request: web.Request) -> web.Response:
     ctx = Context.of(request)
-    (await ctx.caller(request)).require("config:read")
+    (await ctx.caller(request)).require_admin("config:read")
     async with ctx.pool.acquire() as conn:
         revision, config = await config_store.current(conn)
     doc = redacted(config)

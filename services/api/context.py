@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from aiohttp import web
 
-from tocsin.api.auth import Caller, authenticate
+from tocsin.api.access import Caller, authenticate
 from tocsin.api.settings import Settings
 from tocsin.events.bus import Bus
 from tocsin.events.configbus import ConfigWatcher
@@ -54,7 +54,8 @@ class Context:
         return self._need(self._repo)  # type: ignore[return-value]
 
     async def caller(self, request: web.Request) -> Caller:
-        return await authenticate(request, self.pool)
+        """Who is asking (401 if nobody; 403 for a cookie write without the CSRF token). See access.py."""
+        return await authenticate(request, self.pool, self.config.directory.config, self.settings.secret_key)
 
 
 CONTEXT = web.AppKey("tocsin_context", Context)

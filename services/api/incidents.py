@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from tocsin.api import audit
 from tocsin.api.context import Context
 from tocsin.events import incidents, timers
 from tocsin.events.base import new_id, utcnow
@@ -48,7 +49,8 @@ def _parse_cursor(text: str) -> tuple[datetime, str]:
 
 async def list_incidents(request: web.Request) -> web.Response:
     ctx = Context.of(request)
-    (await ctx.caller(request)).require("incidents:read")
+    caller = await ctx.caller(request)
+    caller.require("incidents:read")
     q = request.query
     status = q.get("status")
     if status is not None and status not in ("triggered", "acknowledged", "resolved"):
@@ -67,6 +69,10 @@ async def list_incidents(request: web.Request) -> web.Response:
     if q.get("team"):
         args.append(q["team"])
         where.append(f"team = ${len(args)}")
+    visible = caller.visible_teams()
+    if visible is not None:   # only the teams the caller has a role in (access.py)
+        args.append(sorted(visible))
+        where.append(f"team = ANY(${len(args)}::text[])")
     if q.get("cursor"):
         created, cid = _parse_cursor(q["cursor"])
         args += [created, cid]
@@ -82,10 +88,11 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 async def get_incident(request: web.Request) -> web.Response:
     ctx = Context.of(request)
-    (await ctx.caller(request)).require("incidents:read")
+    caller = await ctx.caller(request)
+    caller.require("incidents:read")
     incident_id = request.match_info["id"]
     row = await ctx.pool.fetchrow("SELECT * FROM api_incidents WHERE id = $1", incident_id)
-    if row is None:
+    if row is None or caller.team_role(row["team"]) is None:
         raise ApiError(404, "no such incident")
     events = await ctx.pool.fetch(
         "SELECT type, at, body FROM api_incident_events WHERE incident_id = $1 ORDER BY seq", incident_id)
@@ -144,30 +151,46 @@ async def _execute(request: web.Request, command: incidents.Command) -> Incident
     return state
 
 
+ACTIONS = {"acknowledge": "incident.acknowledged", "resolve": "incident.resolved", "notes": "incident.noted",
+           "escalate": "incident.escalated"}
+
+
 async def act(request: web.Request) -> web.Response:
+    """Act on an incident as the caller (never as anyone the body names): a responder of its team."""
     ctx = Context.of(request)
     caller = await ctx.caller(request)
     caller.require("incidents:write")
     action = request.match_info["action"]
+    if action not in ACTIONS:
+        raise ApiError(404, f"unknown action {action!r}")
+    current, _ = await ctx.repo.load(request.match_info["id"], fresh=True)
+    if current is None:
+        raise ApiError(404, "no such incident")
+    caller.require_team(current.team, "responder", "incidents:write", what="incident")
     note = await _read_note(request, required=action == "notes")
+    state = await _act(request, caller.user, action, note)
+    await audit.record(ctx.bus, caller, ACTIONS[action], target=state.id, team=state.team,
+                       details={"number": state.number, "with_note": bool(note)})
+    return web.json_response(view_state(state))
+
+
+async def _act(request: web.Request, user: str, action: str, note: str) -> IncidentState:
     command: incidents.Command
     if action == "acknowledge":
-        command = incidents.Acknowledge(by=caller.user, via="api")
+        command = incidents.Acknowledge(by=user, via="api")
     elif action == "resolve":
-        command = incidents.Resolve(by=caller.user, via="api", reason=note)
+        command = incidents.Resolve(by=user, via="api", reason=note)
     elif action == "notes":
-        command = incidents.AddNote(by=caller.user, note=note)
-    elif action == "escalate":
-        state = await _escalate(request, caller.user)
-        if note:
-            state = await _execute(request, incidents.AddNote(by=caller.user, note=note))
-        return web.json_response(view_state(state))
+        command = incidents.AddNote(by=user, note=note)
     else:
-        raise ApiError(404, f"unknown action {action!r}")
+        state = await _escalate(request, user)
+        if note:
+            state = await _execute(request, incidents.AddNote(by=user, note=note))
+        return state
     state = await _execute(request, command)
     if note and action != "notes":
-        state = await _execute(request, incidents.AddNote(by=caller.user, note=note))
-    return web.json_response(view_state(state))
+        state = await _execute(request, incidents.AddNote(by=user, note=note))
+    return state
 
 
 async def _escalate(request: web.Request, user: str) -> IncidentState:

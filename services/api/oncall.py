@@ -12,6 +12,8 @@ from tocsin.events.base import utcnow
 
 async def oncall(request: web.Request) -> web.Response:
     ctx = Context.of(request)
+    # Every signed-in person sees every team's schedule: knowing whom to call in another team is the point
+    # of a shared instance. Incidents, routes and channels stay per team (access.py).
     (await ctx.caller(request)).require("incidents:read")
     now = utcnow()
     directory = ctx.config.directory

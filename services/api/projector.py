@@ -16,13 +16,13 @@ import msgspec
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from tocsin.api import stream
-from tocsin.events import alerts, deliveries, incidents
+from tocsin.events import alerts, audit, deliveries, incidents
 from tocsin.events.bus import Bus
-from tocsin.events.streams import ALERTS, DELIVERIES, INCIDENTS
+from tocsin.events.streams import ALERTS, AUDIT, DELIVERIES, INCIDENTS
 from tocsin.events.tasks import cancel_and_wait
 
 log = logging.getLogger("tocsin.projector")
-STREAMS = (ALERTS.name, INCIDENTS.name, DELIVERIES.name)
+STREAMS = (ALERTS.name, INCIDENTS.name, DELIVERIES.name, AUDIT.name)
 _state_decoder = msgspec.json.Decoder(incidents.IncidentState)
 
 UPSERT_INCIDENT = """
@@ -122,6 +122,8 @@ class Projector:
                 await self._alerts(conn, fresh)
             elif stream == DELIVERIES.name:
                 await self._deliveries(conn, fresh)
+            elif stream == AUDIT.name:
+                await self._audit(conn, fresh)
             top = max(seq for seq, _ in fresh)
             await conn.execute(
                 "INSERT INTO api_projection_offsets (stream, last_seq) VALUES ($1, $2) "
@@ -190,6 +192,13 @@ class Projector:
         # In stream order: one notification's later event wins (executemany runs the rows in order).
         await conn.executemany(UPSERT_DELIVERY, rows)
         await _notify(conn, "delivery", {row[1] for row in rows})
+
+    async def _audit(self, conn: asyncpg.Connection, items: list[tuple[int, bytes]]) -> None:
+        await conn.executemany(
+            "INSERT INTO api_audit (id, seq, at, actor, action, target, team, via, details) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            [(e.id, seq, e.at, e.actor, e.action, e.target, e.team, e.via, msgspec.json.encode(e.details).decode())
+             for seq, _, e in self._decoded(AUDIT.name, items, audit.decoder)])
 
 
 async def _notify(conn: asyncpg.Connection, kind: str, incident_ids: set[str]) -> None:

@@ -5,7 +5,7 @@ only once the change is committed and readable. Each API replica LISTENs on one 
 its own (not a pool connection, which would lose the LISTEN when returned) and fans each notice out to
 its open streams. Any replica sees every change, whichever replica projected it.
 
-Events:
+Events (only of incidents of teams the caller has a role in, all for an administrator):
 - `incident`: the incident in the list shape, after any change to it (opened, acknowledged, note, ...);
 - `delivery`: `{"incident_id"}` after a delivery of that incident changed;
 - `hello` once at the start, and a comment line every `heartbeat` seconds so proxies keep the stream open.
@@ -107,18 +107,15 @@ class Broadcaster:
             kind, incident_id = await self._notices.get()
             if not self.queues or self.pool is None:
                 continue
-            event: dict[str, Any]
-            if kind == "incident":
-                try:
-                    row = await self.pool.fetchrow("SELECT * FROM api_incidents WHERE id = $1", incident_id)
-                except Exception as exc:
-                    log.warning("stream: cannot read incident %s: %s", incident_id, exc)
-                    continue
-                if row is None:
-                    continue
-                event = {"event": "incident", "data": view(row)}
-            else:
-                event = {"event": "delivery", "data": {"incident_id": incident_id}}
+            try:
+                row = await self.pool.fetchrow("SELECT * FROM api_incidents WHERE id = $1", incident_id)
+            except Exception as exc:
+                log.warning("stream: cannot read incident %s: %s", incident_id, exc)
+                continue
+            if row is None:
+                continue
+            data = view(row) if kind == "incident" else {"incident_id": incident_id}
+            event = {"event": kind, "team": row["team"], "data": data}
             for queue in list(self.queues):
                 try:
                     queue.put_nowait(event)
@@ -137,7 +134,11 @@ def _frame(event: str, data: Any) -> bytes:
 
 async def stream(request: web.Request) -> web.StreamResponse:
     ctx = Context.of(request)
-    (await ctx.caller(request)).require("incidents:read")
+    caller = await ctx.caller(request)
+    caller.require("incidents:read")
+    # Like the incident list: only the teams the caller has a role in (an administrator sees all). Roles
+    # are read once, when the stream opens; a client reconnects to pick up a changed role.
+    visible = caller.visible_teams()
     broadcaster = request.app[BROADCASTER]
     if broadcaster.closing:
         raise web.HTTPServiceUnavailable()
@@ -158,6 +159,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 continue
             if event is _CLOSE:
                 break
+            if visible is not None and event["team"] not in visible:
+                continue
             await response.write(_frame(event["event"], event["data"]))
     except ConnectionResetError:
         pass   # the client went away

@@ -1,0 +1,172 @@
+"""Every authenticated endpoint by every kind of caller, with the answer each must get.
+
+Callers: an administrator (global role, in no team), the infra team's owner, a responder and a viewer of
+infra, a member of another team (db), nobody (no credentials), and the infra owner's token that lacks the
+scope. Every incident, alert and route in the table belongs to infra. Other teams' objects answer 404, as
+if they did not exist; a caller who can see an object but may not do the thing gets 403 (access.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from harness import StackHandle, eventually
+from tocsin.api import users
+from tocsin.api.auth import create_token
+
+HOOK_TOKEN, DB_HOOK_TOKEN = "infra-hook-token-0001", "db-hook-token-000001"
+PASSWORD = "the same long passphrase"
+CONFIG = f"""
+users:
+  root: {{role: admin}}
+  olga: {{contacts: {{out: {{type: log}}}}}}
+  rita: {{contacts: {{out: {{type: log}}}}}}
+  vic: {{}}
+  otto: {{contacts: {{out: {{type: log}}}}}}
+teams:
+  infra:
+    admins: [olga]
+    members: [rita]
+    viewers: [vic]
+    rotations: {{primary: {{members: [rita], shift: 1d, start: "2026-01-01T09:00"}}}}
+    escalation: {{steps: [{{notify: ["rotation:primary"], wait: 1h}}, {{notify: ["user:olga"]}}]}}
+  db:
+    members: [otto]
+    rotations: {{primary: {{members: [otto], shift: 1d, start: "2026-01-01T09:00"}}}}
+    escalation: {{steps: [{{notify: ["rotation:primary"]}}]}}
+routes:
+  hook: {{source: webhook, team: infra, token: {HOOK_TOKEN}}}
+  db-hook: {{source: webhook, team: db, token: {DB_HOOK_TOKEN}}}
+"""
+
+CALLERS = ("admin", "owner", "responder", "viewer", "other", "noauth", "noscope")
+PEOPLE = {"admin": "root", "owner": "olga", "responder": "rita", "viewer": "vic", "other": "otto",
+          "noscope": "olga"}
+
+# (method, path, body) -> the status for each caller, in the order of CALLERS. {incident} is an infra
+# incident of the caller's own (so one caller's acknowledge does not change what the next one meets),
+# {alert} the infra alert that opened it.
+TABLE: list[tuple[str, str, Any, tuple[int, ...]]] = [
+    ("GET", "/api/v1/incidents", None, (200, 200, 200, 200, 200, 401, 403)),
+    ("GET", "/api/v1/incidents/{incident}", None, (200, 200, 200, 200, 404, 401, 403)),
+    ("POST", "/api/v1/incidents/{incident}/notes", {"note": "looking"}, (200, 200, 200, 403, 404, 401, 403)),
+    ("POST", "/api/v1/incidents/{incident}/acknowledge", {"by": "root", "user": "root"},
+     (200, 200, 200, 403, 404, 401, 403)),
+    ("POST", "/api/v1/incidents/{incident}/escalate", None, (200, 200, 200, 403, 404, 401, 403)),
+    ("POST", "/api/v1/incidents/{incident}/resolve", {"note": "fixed"}, (200, 200, 200, 403, 404, 401, 403)),
+    ("POST", "/api/v1/incidents/{incident}/reopen", None, (404, 404, 404, 404, 404, 401, 403)),
+    ("GET", "/api/v1/alerts/{alert}", None, (200, 200, 200, 200, 404, 401, 403)),
+    ("GET", "/api/v1/oncall", None, (200, 200, 200, 200, 200, 401, 403)),
+    ("GET", "/api/v1/config", None, (200, 403, 403, 403, 403, 401, 403)),
+    ("PUT", "/api/v1/config", "{}", (200, 403, 403, 403, 403, 401, 403)),
+    ("POST", "/api/v1/routes/hook/token", None, (200, 200, 403, 403, 404, 401, 403)),
+    ("POST", "/api/v1/routes/no-such-route/token", None, (404, 404, 404, 404, 404, 401, 403)),
+    ("GET", "/api/v1/audit", None, (200, 403, 403, 403, 403, 401, 403)),
+    ("GET", "/api/v1/me", None, (200, 200, 200, 200, 200, 401, 200)),
+    ("GET", "/api/v1/me/tokens", None, (200, 200, 200, 200, 200, 401, 200)),
+    ("POST", "/api/v1/me/tokens", {"name": "ci", "scopes": ["incidents:read"]}, (201, 201, 201, 201, 201, 401, 403)),
+    ("POST", "/api/v1/me/tokens", {"scopes": ["admin"]}, (201, 403, 403, 403, 403, 401, 403)),
+    ("DELETE", "/api/v1/me/tokens/no-such-token", None, (404, 404, 404, 404, 404, 401, 404)),
+    ("POST", "/api/v1/me/feeds", {"team": "infra"}, (201, 201, 201, 201, 404, 401, 403)),
+    ("POST", "/api/v1/me/feeds", {}, (201, 201, 201, 201, 201, 401, 403)),
+    ("GET", "/api/v1/me/feeds", None, (200, 200, 200, 200, 200, 401, 200)),
+    ("DELETE", "/api/v1/me/feeds/no-such-feed", None, (404, 404, 404, 404, 404, 401, 404)),
+    ("POST", "/api/v1/me/password", {"current_password": PASSWORD, "new_password": PASSWORD},
+     (204, 204, 204, 204, 204, 401, 204)),
+    ("POST", "/api/v1/auth/logout", None, (400, 400, 400, 400, 400, 401, 400)),
+]
+
+
+async def open_incident(stack: StackHandle, token: str, key: str) -> tuple[str, str]:
+    status, body = await stack.post_alert("webhook", {"title": f"Queue {key} backlog", "severity": "critical",
+                                                      "id": key}, token)
+    assert status == 202, body
+    alert_id = body["alerts"][0]["alert_id"]
+
+    async def projected() -> Any:
+        return await stack.pool.fetchrow(
+            "SELECT i.id FROM api_incidents i JOIN api_incident_events e ON e.incident_id = i.id "
+            "JOIN api_alerts a ON a.id = $1 WHERE e.body->>'alert_id' = $1", alert_id)
+    row = await eventually(projected)
+    return row["id"], alert_id
+
+
+async def test_every_endpoint_answers_every_caller_as_the_table_says(stack):
+    await stack.start(CONFIG, services=("router",))
+    tokens: dict[str, str | None] = {"noauth": None}
+    async with stack.pool.acquire() as conn:
+        for caller, person in PEOPLE.items():
+            scopes = ("alerts:write",) if caller == "noscope" else ("admin",)
+            tokens[caller] = await create_token(conn, person, scopes=scopes)
+            await users.set_password(conn, person, PASSWORD)
+    own: dict[str, tuple[str, str]] = {}
+    for caller in CALLERS:
+        own[caller] = await open_incident(stack, HOOK_TOKEN, f"q-{caller}")
+    db_incident, _ = await open_incident(stack, DB_HOOK_TOKEN, "db-1")
+
+    wrong: list[str] = []
+    assert stack.session
+    for method, path, body, expected in TABLE:
+        for caller, want in zip(CALLERS, expected, strict=True):
+            url = stack.url + path.format(incident=own[caller][0], alert=own[caller][1])
+            headers = {"Authorization": f"Bearer {tokens[caller]}"} if tokens[caller] else {}
+            kwargs: dict[str, Any] = {"json": body} if isinstance(body, dict) else {"data": body}
+            if isinstance(body, str):
+                headers["Content-Type"] = "application/yaml"
+            async with stack.session.request(method, url, headers=headers, **kwargs) as resp:
+                got = resp.status
+                answer = await resp.json(content_type=None) if resp.status != 204 else None
+            if got != want:
+                wrong.append(f"{method} {path} as {caller}: {got} (expected {want}) {answer}")
+            elif got >= 400:
+                assert set(answer) == {"error"} and {"code", "message"} <= set(answer["error"]), answer
+    assert not wrong, "\n".join(wrong)
+
+    # Lists leave out what the caller may not see.
+    async def listed(caller: str) -> set[str]:
+        async with stack.session.get(f"{stack.url}/api/v1/incidents?limit=500",
+                                     headers={"Authorization": f"Bearer {tokens[caller]}"}) as resp:
+            return {item["id"] for item in (await resp.json())["items"]}
+    infra = {incident for incident, _ in own.values()}
+    assert await listed("admin") == infra | {db_incident}
+    for caller in ("owner", "responder", "viewer"):
+        assert await listed(caller) == infra, caller
+    assert await listed("other") == {db_incident}
+    async with stack.session.get(f"{stack.url}/api/v1/incidents?team=db",
+                                 headers={"Authorization": f"Bearer {tokens['responder']}"}) as resp:
+        assert (await resp.json())["items"] == []
+
+    # Acknowledging acts as the caller, whatever the body names.
+    for caller in ("admin", "owner", "responder"):
+        async def resolved(incident_id: str = own[caller][0]) -> Any:
+            return await stack.pool.fetchrow("SELECT acknowledged_by, resolved_by FROM api_incidents "
+                                             "WHERE id = $1 AND status = 'resolved'", incident_id)
+        row = await eventually(resolved)
+        assert (row["acknowledged_by"], row["resolved_by"]) == (PEOPLE[caller], PEOPLE[caller])
+    # and what nobody may do left the others' incidents as they were
+    for caller in ("viewer", "other", "noauth", "noscope"):
+        assert await stack.pool.fetchval("SELECT status FROM api_incidents WHERE id = $1",
+                                         own[caller][0]) == "triggered"
+
+
+async def test_a_session_caller_gets_the_same_answers_as_a_token(stack):
+    """The cookie path runs through the same checks (spot check: a viewer reads but cannot act)."""
+    await stack.start(CONFIG, services=("router",))
+    await users.set_password(stack.pool, "vic", PASSWORD)
+    incident, _ = await open_incident(stack, HOOK_TOKEN, "q-session")
+    db_incident, _ = await open_incident(stack, DB_HOOK_TOKEN, "db-session")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        async with browser.post(f"{stack.url}/api/v1/auth/login",
+                                json={"username": "vic", "password": PASSWORD}) as resp:
+            csrf = (await resp.json())["csrf_token"]
+        headers = {"X-CSRF-Token": csrf}
+        async with browser.get(f"{stack.url}/api/v1/incidents/{incident}") as resp:
+            assert resp.status == 200
+        async with browser.get(f"{stack.url}/api/v1/incidents/{db_incident}") as resp:
+            assert resp.status == 404
+        async with browser.post(f"{stack.url}/api/v1/incidents/{incident}/acknowledge", headers=headers) as resp:
+            assert resp.status == 403
+        async with browser.get(f"{stack.url}/api/v1/audit") as resp:
+            assert resp.status == 403
