@@ -12,8 +12,20 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from tocsin.api import (answers, audit, calendar, config_store, configviews, incidents, login, oidc, oncall, stream,
-                        tokens, ui)
+from tocsin.api import (
+    answers,
+    audit,
+    calendar,
+    config_store,
+    configviews,
+    incidents,
+    login,
+    oidc,
+    oncall,
+    stream,
+    tokens,
+    ui,
+)
 from tocsin.api.context import CONTEXT, Context
 from tocsin.api.projector import Projector
 from tocsin.api.settings import Settings
