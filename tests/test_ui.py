@@ -18,6 +18,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from harness import StackHandle, eventually
+from tocsin.api import users
 
 pytestmark = pytest.mark.e2e
 
@@ -28,6 +29,7 @@ DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 VIEWER_ZONE = "Europe/Berlin"
 TOKEN = "ui-browser-route-0001"
+PASSWORD = "correct horse battery staple"
 WAIT = 20_000   # ms: generous, the machine is shared
 
 # The rotation hands off at 21:00 UTC every week from Monday 2026-01-05, so who is on call is simple
@@ -119,18 +121,36 @@ async def sign_in_with_token(page: Page, stack: StackHandle, user: str = "alice"
     await expect(page.get_by_role("heading", name="On call now")).to_be_visible(timeout=WAIT)
 
 
+async def sign_in_with_password(page: Page, stack: StackHandle, user: str = "alice") -> None:
+    await users.set_password(stack.pool, user, PASSWORD)
+    await page.goto(stack.url + "/")
+    await page.get_by_label("Username", exact=True).fill(user)
+    await page.get_by_label("Password", exact=True).fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="On call now")).to_be_visible(timeout=WAIT)
+
+
 async def test_sign_in_and_the_banner_names_who_is_on_call_and_next(stack, browser, shots):
     await stack.start(config())
+    await users.set_password(stack.pool, "alice", PASSWORD)
     page, problems = await open_ui(browser, stack)
     await page.goto(stack.url + "/")
     await expect(page.get_by_role("heading", name="Sign in to Tocsin")).to_be_visible(timeout=WAIT)
+    await expect(page.get_by_label("Username", exact=True)).to_be_focused()
     await shots.take(page, "signin")
-    # A wrong token is refused with the API's own message.
+    # A wrong password, then a wrong token: each refused with a message, not a blank page.
+    await page.get_by_label("Username", exact=True).fill("alice")
+    await page.get_by_label("Password", exact=True).fill("not the password")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_have_text("Wrong username or password.", timeout=WAIT)
     await page.get_by_label("API token", exact=True).fill("tcs_not-a-real-token")
     await page.get_by_role("button", name="Use token").click()
-    await expect(page.get_by_role("alert")).to_contain_text("unknown or revoked token", timeout=WAIT)
+    await expect(page.get_by_role("alert")).to_contain_text("That token was refused", timeout=WAIT)
 
-    await sign_in_with_token(page, stack)
+    # Keyboard only: type the password and press Enter.
+    await page.get_by_label("Password", exact=True).fill(PASSWORD)
+    await page.get_by_label("Password", exact=True).press("Enter")
+    await expect(page.get_by_role("heading", name="On call now")).to_be_visible(timeout=WAIT)
     now = datetime.now(UTC)
     banner = page.locator('section.banner[data-team="infra"]')
     rotation = banner.locator('li.rotation[data-rotation="primary"]')
@@ -148,9 +168,10 @@ async def test_sign_in_and_the_banner_names_who_is_on_call_and_next(stack, brows
 
 
 async def test_an_alert_appears_live_and_can_be_acknowledged(stack, browser, shots):
+    """Signed in with a password: the session cookie, and the CSRF header on every write."""
     await stack.start(config())
     page, problems = await open_ui(browser, stack)
-    await sign_in_with_token(page, stack)
+    await sign_in_with_password(page, stack)
     await expect(page.locator("#live")).to_have_text("Live", timeout=WAIT)
     await page.evaluate("window.__notReloaded = true")
 
@@ -278,3 +299,41 @@ async def test_an_api_error_is_shown_to_the_user(stack, browser, shots):
         "Could not acknowledge: this token lacks the 'incidents:write' scope", timeout=WAIT)
     await shots.take(page2, "error-forbidden")
     assert problems == [] and problems2 == []
+
+
+async def test_profile_tokens_feeds_and_sign_out(stack, browser, shots):
+    await stack.start(config())
+    page, problems = await open_ui(browser, stack)
+    await sign_in_with_password(page, stack)
+    await page.get_by_role("link", name="Profile").click()
+    await expect(page.locator("#me-username")).to_have_text("alice", timeout=WAIT)
+    await page.get_by_label("Name for a new token").fill("grafana")
+    await page.get_by_role("button", name="Create token").click()
+    secret = page.locator("section[aria-labelledby=tok-title] pre.secret")
+    await expect(secret).to_contain_text("tcs_", timeout=WAIT)
+    # The token shown works against the API.
+    token = (await secret.inner_text()).strip()
+    assert stack.session
+    async with stack.session.get(f"{stack.url}/api/v1/oncall", headers={"Authorization": f"Bearer {token}"}) as r:
+        assert r.status == 200
+    await expect(page.get_by_role("cell", name="grafana", exact=True)).to_be_visible()
+    await page.get_by_label("New feed of").select_option("infra")
+    await page.get_by_role("button", name="Create feed link").click()
+    feed = page.locator("section[aria-labelledby=ical-title] pre.secret")
+    await expect(feed).to_contain_text("/api/v1/calendar/", timeout=WAIT)
+    async with stack.session.get((await feed.inner_text()).strip()) as r:
+        assert r.status == 200 and "BEGIN:VCALENDAR" in await r.text()
+    await shots.take(page, "profile")
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Revoke token grafana").click()
+    await expect(page.get_by_role("cell", name="grafana", exact=True)).to_have_count(0, timeout=WAIT)
+    async with stack.session.get(f"{stack.url}/api/v1/oncall", headers={"Authorization": f"Bearer {token}"}) as r:
+        assert r.status == 401
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_role("heading", name="Sign in to Tocsin")).to_be_visible(timeout=WAIT)
+    # The session is over on the server too: a reload lands on the sign-in page again.
+    await page.goto(stack.url + "/incidents")
+    await expect(page.get_by_role("heading", name="Sign in to Tocsin")).to_be_visible(timeout=WAIT)
+    assert problems == []
