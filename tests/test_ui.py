@@ -52,6 +52,7 @@ users:
   alice: {{name: Alice Example, contacts: {{out: {{type: log}}}}}}
   bob: {{contacts: {{out: {{type: log}}}}}}
   carol: {{contacts: {{out: {{type: log}}}}}}
+  olga: {{role: admin}}
 teams:
   infra:
     members: [alice, bob, carol]
@@ -208,9 +209,18 @@ async def test_an_alert_appears_live_and_can_be_acknowledged(stack, browser, sho
     items = await stack.incidents()
     assert [i["status"] for i in items] == ["acknowledged"]
 
-    # A note, then the raw payload as the sender sent it.
-    await page.get_by_label("Note (also the resolution note when you resolve)").fill("looking at it")
-    await page.get_by_role("button", name="Add note").click()
+    # A note, typed while somebody else adds one: the live update keeps what is being typed.
+    note = page.get_by_label("Note (also the resolution note when you resolve)")
+    await note.fill("looking at it")
+    status, _ = await stack.api("POST", f"/api/v1/incidents/{items[0]['id']}/notes", user="bob",
+                                json={"note": "I can help"})
+    assert status == 200
+    await expect(page.locator("ol.timeline")).to_contain_text("bob: I can help", timeout=WAIT)
+    await expect(note).to_have_value("looking at it")
+    await expect(note).to_be_focused()
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Add note")).to_be_focused()
+    await page.keyboard.press("Enter")
     await expect(page.locator("ol.timeline")).to_contain_text("alice: looking at it", timeout=WAIT)
     raw = page.locator("details.raw").first
     await raw.locator("summary").click()
@@ -286,7 +296,7 @@ async def test_an_api_error_is_shown_to_the_user(stack, browser, shots):
     stack.tokens["bob"] = narrow
     page2, problems2 = await open_ui(browser, stack)
     await sign_in_with_token(page2, stack, user="bob")
-    await page2.get_by_role("link", name="Teams").click()
+    await page2.goto(stack.url + "/teams")
     await expect(page2.get_by_role("alert")).to_have_text(
         "Cannot read the config: this token lacks the 'config:read' scope", timeout=WAIT)
     # And the same token cannot acknowledge: the button says why.
@@ -336,4 +346,34 @@ async def test_profile_tokens_feeds_and_sign_out(stack, browser, shots):
     # The session is over on the server too: a reload lands on the sign-in page again.
     await page.goto(stack.url + "/incidents")
     await expect(page.get_by_role("heading", name="Sign in to Tocsin")).to_be_visible(timeout=WAIT)
+    assert problems == []
+
+
+async def test_an_administrator_sees_teams_and_route_snippets(stack, browser, shots):
+    await stack.start(config())
+    page, problems = await open_ui(browser, stack)
+    await sign_in_with_token(page, stack, user="olga")
+    await page.get_by_role("link", name="Teams").click()
+    team = page.get_by_role("region", name="infra")
+    await expect(team).to_contain_text("alice → bob, every 1w", timeout=WAIT)
+    await expect(team.get_by_role("listitem").filter(has_text="rotation:primary")).to_be_visible()
+    await shots.take(page, "teams")
+    await page.get_by_role("link", name="Routes").click()
+    route = page.get_by_role("region", name="hooks")
+    await expect(route).to_contain_text("webhook → team infra", timeout=WAIT)
+    await expect(route.locator("pre")).to_contain_text(f"{stack.url}/api/v1/intake/webhook")
+    await shots.take(page, "routes")
+    assert problems == []
+
+
+async def test_people_who_are_not_administrators_do_not_get_the_config_pages(stack, browser):
+    await stack.start(config())
+    page, problems = await open_ui(browser, stack)
+    await sign_in_with_password(page, stack, user="bob")
+    await expect(page.get_by_role("link", name="Incidents")).to_be_visible()
+    await expect(page.get_by_role("link", name="Teams")).to_be_hidden()
+    # Typed in by hand, the page says why.
+    await page.goto(stack.url + "/teams")
+    await expect(page.get_by_role("alert")).to_have_text("Cannot read the config: only an administrator may do this",
+                                                         timeout=WAIT)
     assert problems == []

@@ -215,3 +215,33 @@ async def test_open_streams_end_when_the_server_stops(stack):
         finally:
             await stopping
         stack.stack = None
+
+
+async def test_a_stream_carries_only_the_callers_teams(stack):
+    """Like the incident list: a person sees the incidents of teams they have a role in."""
+    await stack.start(CONFIG.replace("routes:", """  dba:
+    members: [carol]
+    rotations: {primary: {members: [carol], shift: 1d, start: "2026-01-01T09:00"}}
+    escalation: {steps: [{notify: ["rotation:primary"]}]}
+routes:
+  dba-hooks: {source: webhook, team: dba, token: dba-route-token-0001}""").replace(
+        "  bob: {contacts: {out: {type: log}}}", "  bob: {contacts: {out: {type: log}}}\n"
+        "  carol: {contacts: {out: {type: log}}}"))
+    assert stack.session
+    async with open_stream(stack.session, stack.url, await stack.token("alice")) as alices, \
+            open_stream(stack.session, stack.url, await stack.token("carol")) as carols:
+        status, _ = await stack.post_alert("webhook", {"title": "Replica lag", "id": "lag"}, "dba-route-token-0001")
+        assert status == 202
+        lag = await carols.until("incident", lambda d: d["title"] == "Replica lag")
+        assert lag["team"] == "dba"
+        await carols.until("delivery", lambda d: d["incident_id"] == lag["id"])
+        # Every notice of the dba incident has gone out before the infra alert is even sent: had alice's
+        # stream not filtered them, they would come before her own.
+        status, _ = await stack.post_alert("webhook", {"title": "Disk full", "id": "disk"}, TOKEN)
+        assert status == 202
+        heard: list[tuple[str, Any]] = []
+        while not any(e == "delivery" for e, _ in heard):
+            heard.append(await alices.next())
+        assert [d["title"] for e, d in heard if e == "incident"][0] == "Disk full"
+        assert all(d.get("team") == "infra" for e, d in heard if e == "incident"), heard
+        assert all(d["incident_id"] != lag["id"] for e, d in heard if e == "delivery"), heard

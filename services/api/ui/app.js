@@ -44,6 +44,9 @@ async function render() {
   }
   const found = ROUTES.map(([re, page, title]) => [re.exec(path), page, title]).find(([m]) => m);
   nav.hidden = !signedIn;
+  // Teams and routes are read from the config, which only administrators may read.
+  const admin = !session.me || session.me.role === "admin";
+  for (const a of nav.querySelectorAll("[data-admin]")) a.hidden = !admin;
   for (const a of nav.querySelectorAll("a")) {
     const here = a.getAttribute("href") === "/" ? path === "/" : path.startsWith(a.getAttribute("href"));
     if (here) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
@@ -87,7 +90,7 @@ document.addEventListener("click", (event) => {
   main.focus({ preventScroll: true });
 });
 window.addEventListener("popstate", render);
-onSignedOut(() => { if (signedIn && session) signedOut(); });
+onSignedOut(() => { if (signedIn) signedOut(); });
 
 async function boot() {
   document.getElementById("zone").textContent = `Times are shown in ${zone}.`;

@@ -78,7 +78,7 @@ export const routes = {
       notice("Route tokens are stored only as hashes, so they cannot be shown again. Use the token printed when the route was applied in place of <ROUTE TOKEN>.", "info"),
       list.length ? list.map(([name, route]) => h("section", { class: "card", "aria-labelledby": `r-${name}` },
         h("h2", { id: `r-${name}` }, name),
-        h("p", {}, `${route.source} → team ${route.team}`, route.match ? ` · matches ${JSON.stringify(route.match)}` : ""),
+        h("p", {}, `${route.source} → team ${route.team}`, route.match && Object.keys(route.match).length ? ` · matches ${JSON.stringify(route.match)}` : ""),
         snippets(name, route, location.origin).map(([title, text]) => {
           const pre = h("pre", { tabindex: 0 }, text);
           const msg = h("span", { class: "muted", "aria-live": "polite" });

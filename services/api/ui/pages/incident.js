@@ -10,24 +10,44 @@ import { severityBadge, statusBadge } from "./common.js";
 export async function render(main, { params }) {
   const id = params[0];
   let current = null;
+  // The parts that stay put while the incident changes underneath: the note being typed, the focus and
+  // the opened raw payloads survive every live update.
   const actionMsg = h("div", { class: "action-msg", "aria-live": "assertive" });
+  const head = h("div", {});
+  const note = h("textarea", { id: "note", name: "note", rows: 2, maxlength: 10000 });
+  const ack = h("button", { type: "button", class: "primary", onclick: () => act("acknowledge", ack) }, "Acknowledge");
+  const resolve = h("button", { type: "button", onclick: () => act("resolve", resolve, note.value.trim()) }, "Resolve");
+  const escalate = h("button", { type: "button", onclick: () => act("escalate", escalate) }, "Escalate now");
+  const noteButton = h("button", { type: "submit" }, "Add note");
+  const noteForm = h("form", { class: "note-form" },
+    h("label", { for: "note" }, "Note (also the resolution note when you resolve)"), note, noteButton);
+  noteForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    act("notes", noteButton, note.value.trim());
+  });
+  const timelineBox = h("div", {});
+  const deliveriesBox = h("div", {});
+  const rawBox = h("div", {});
+  let rawIds = "";
+  let shown = false;
 
   const load = async () => {
     try {
       current = await api("GET", `/api/v1/incidents/${encodeURIComponent(id)}`);
     } catch (err) {
+      shown = false;
       replace(main, h("h1", {}, "Incident"), errorBox(err), h("p", {}, h("a", { href: "/incidents" }, "All incidents")));
       return;
     }
     draw(current);
   };
 
-  const act = async (action, button, note) => {
-    for (const b of main.querySelectorAll(".actions button")) b.disabled = true;
+  const act = async (action, button, text) => {
+    for (const b of [ack, resolve, escalate, noteButton]) b.disabled = true;
     replace(actionMsg, notice(`${button.textContent}…`));
     try {
-      const body = note ? { note } : {};
-      const after = await api("POST", `/api/v1/incidents/${encodeURIComponent(id)}/${action}`, body);
+      const after = await api("POST", `/api/v1/incidents/${encodeURIComponent(id)}/${action}`, text ? { note: text } : {});
+      if (text) note.value = "";
       await load();
       replace(actionMsg, notice(action === "notes" ? "Note added." : `Incident is ${after.status}.`, "ok"));
     } catch (err) {
@@ -37,39 +57,48 @@ export async function render(main, { params }) {
   };
 
   function draw(inc) {
-    const note = h("textarea", { id: "note", name: "note", rows: 2, maxlength: 10000 });
-    const actions = h("div", { class: "actions", role: "group", "aria-label": "Actions" },
-      h("button", { type: "button", class: "primary", disabled: inc.status !== "triggered", onclick: (e) => act("acknowledge", e.currentTarget) }, "Acknowledge"),
-      h("button", { type: "button", disabled: inc.status === "resolved", onclick: (e) => act("resolve", e.currentTarget, note.value.trim()) }, "Resolve"),
-      h("button", { type: "button", disabled: inc.status === "resolved", onclick: (e) => act("escalate", e.currentTarget) }, "Escalate now"));
-    const noteForm = h("form", { class: "note-form" },
-      h("label", { for: "note" }, "Note (also the resolution note when you resolve)"), note,
-      h("button", { type: "submit" }, "Add note"));
-    noteForm.addEventListener("submit", (event) => {
-      event.preventDefault();
-      act("notes", noteForm.querySelector("button"), note.value.trim());
-    });
-    replace(main,
+    ack.disabled = inc.status !== "triggered";
+    resolve.disabled = escalate.disabled = inc.status === "resolved";
+    noteButton.disabled = false;
+    document.title = `#${inc.number} ${inc.title} · Tocsin`;
+    replace(head,
       h("p", { class: "crumbs" }, h("a", { href: "/incidents" }, "Incidents"), ` › #${inc.number}`),
       h("h1", {}, `#${inc.number} ${inc.title}`),
       h("p", { class: "meta", id: "incident-status" }, statusBadge(inc.status), " ", severityBadge(inc.severity),
         ` ${inc.team} · route ${inc.route} · ${inc.source} · opened `, timeEl(inc.created_at),
         inc.acknowledged_by ? [" · acknowledged by ", h("strong", {}, inc.acknowledged_by), " ", timeEl(inc.acknowledged_at)] : "",
         inc.resolved_by ? [" · resolved by ", h("strong", {}, inc.resolved_by), " ", timeEl(inc.resolved_at)] : ""),
-      inc.details ? h("pre", { class: "details", tabindex: 0, "aria-label": "Details" }, inc.details) : "",
-      actions, actionMsg, noteForm,
-      h("section", { "aria-labelledby": "tl-title" }, h("h2", { id: "tl-title" }, "Timeline"), timeline(inc.timeline)),
-      h("section", { "aria-labelledby": "dl-title" }, h("h2", { id: "dl-title" }, "Deliveries"), deliveries(inc.deliveries)),
-      h("section", { "aria-labelledby": "raw-title" }, h("h2", { id: "raw-title" }, "Alerts as received"), rawPayloads(inc.timeline)));
+      inc.details ? h("pre", { class: "details", tabindex: 0, "aria-label": "Details" }, inc.details) : "");
+    replace(timelineBox, timeline(inc.timeline));
+    replace(deliveriesBox, deliveries(inc.deliveries));
+    const ids = inc.timeline.filter((e) => e.alert_id).map((e) => e.alert_id).join(",");
+    if (ids !== rawIds) {
+      rawIds = ids;
+      replace(rawBox, rawPayloads(inc.timeline));
+    }
+    if (!shown) {
+      shown = true;
+      replace(main, head,
+        h("div", { class: "actions", role: "group", "aria-label": "Actions" }, ack, resolve, escalate),
+        actionMsg, noteForm,
+        h("section", { "aria-labelledby": "tl-title" }, h("h2", { id: "tl-title" }, "Timeline"), timelineBox),
+        h("section", { "aria-labelledby": "dl-title" }, h("h2", { id: "dl-title" }, "Deliveries"), deliveriesBox),
+        h("section", { "aria-labelledby": "raw-title" }, h("h2", { id: "raw-title" }, "Alerts as received"), rawBox));
+    }
   }
 
   await load();
+  // A page goes out to several people at once: one reload for a burst of changes, not one per change.
+  let pending = null;
+  const soon = () => {
+    if (!pending) pending = setTimeout(() => { pending = null; load(); }, 200);
+  };
   const offs = [
-    live.on("incident", (inc) => { if (inc.id === id) load(); }),
-    live.on("delivery", (d) => { if (d.incident_id === id) load(); }),
-    live.on("reset", load),
+    live.on("incident", (inc) => { if (inc.id === id) soon(); }),
+    live.on("delivery", (d) => { if (d.incident_id === id) soon(); }),
+    live.on("reset", soon),
   ];
-  return () => offs.forEach((off) => off());
+  return () => { offs.forEach((off) => off()); clearTimeout(pending); };
 }
 
 const LABELS = {
