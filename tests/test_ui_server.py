@@ -242,6 +242,6 @@ routes:
         heard: list[tuple[str, Any]] = []
         while not any(e == "delivery" for e, _ in heard):
             heard.append(await alices.next())
-        assert [d["title"] for e, d in heard if e == "incident"][0] == "Disk full"
+        assert next(d["title"] for e, d in heard if e == "incident") == "Disk full"
         assert all(d.get("team") == "infra" for e, d in heard if e == "incident"), heard
         assert all(d["incident_id"] != lag["id"] for e, d in heard if e == "delivery"), heard
