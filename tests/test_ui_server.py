@@ -16,6 +16,7 @@ from aiohttp import web
 
 from harness import StackHandle, eventually, free_port
 from tocsin.api.app import create_app
+from tocsin.api.stream import APPLICATION_NAME
 from tocsin.api.ui import CSP
 
 TOKEN = "ui-route-token-0001"
@@ -245,3 +246,41 @@ routes:
         assert next(d["title"] for e, d in heard if e == "incident") == "Disk full"
         assert all(d.get("team") == "infra" for e, d in heard if e == "incident"), heard
         assert all(d["incident_id"] != lag["id"] for e, d in heard if e == "delivery"), heard
+
+
+async def test_streams_end_when_the_listen_connection_is_lost_and_work_again_after(stack):
+    """Notices sent while nobody listens are lost, so open streams end (their clients reconnect and read
+    again), new ones are refused until the replica listens again, which it does by itself."""
+    await stack.start(CONFIG)
+    token = await stack.token("alice")
+    assert stack.session
+    async with open_stream(stack.session, stack.url, token) as stream:
+        killed = await stack.pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = $1 AND datname = current_database()", APPLICATION_NAME)
+        assert killed == 1
+        async with asyncio.timeout(30):
+            while True:
+                try:
+                    await stream.next(timeout=30)
+                except (EOFError, aiohttp.ClientPayloadError):
+                    break
+
+    async def listening() -> bool:
+        return bool(await stack.pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
+            APPLICATION_NAME))
+    await eventually(listening, timeout=30)
+
+    async def accepted() -> bool:
+        async with stack.session.get(f"{stack.url}/api/v1/stream",  # type: ignore[union-attr]
+                                     headers={"Authorization": f"Bearer {token}"}) as resp:
+            if resp.status == 503:
+                assert (await resp.json())["error"]["code"] == "unavailable"
+                assert resp.headers["Retry-After"] == "2"
+            return resp.status == 200
+    await eventually(accepted, timeout=30)
+    async with open_stream(stack.session, stack.url, token) as stream:
+        status, _ = await stack.post_alert("webhook", {"title": "After the reconnect", "id": "again"}, TOKEN)
+        assert status == 202
+        await stream.until("incident", lambda d: d["title"] == "After the reconnect")

@@ -9,7 +9,8 @@ Events (only of incidents of teams the caller has a role in, all for an administ
 - `incident`: the incident in the list shape, after any change to it (opened, acknowledged, note, ...);
 - `delivery`: `{"incident_id"}` after a delivery of that incident changed;
 - `hello` once at the start, and a comment line every `heartbeat` seconds so proxies keep the stream open.
-A client that reconnects should reload what it shows: changes while it was away are not replayed.
+A client that reconnects should reload what it shows: changes while it was away are not replayed. A
+replica that loses its LISTEN connection ends its open streams and answers 503 until it listens again.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from aiohttp import web
 
 from tocsin.api.context import Context
 from tocsin.api.incidents import view
+from tocsin.events.web import ApiError
 
 log = logging.getLogger("tocsin.api.stream")
 CHANNEL = "tocsin_incidents"
+APPLICATION_NAME = "tocsin-stream"   # names the LISTEN connection in pg_stat_activity
 MAX_QUEUE = 1000          # a stream that falls this far behind is ended; the client reconnects and reloads
 _CLOSE: dict[str, Any] = {"event": "close"}
 
@@ -54,6 +57,10 @@ class Broadcaster:
         self.dsn, self.pool, self.closing = dsn, pool, False
         self._tasks = [asyncio.create_task(self._listen(), name="stream-listen"),
                        asyncio.create_task(self._publish(), name="stream-publish")]
+        try:
+            await asyncio.wait_for(self.listening.wait(), 10)
+        except TimeoutError:
+            log.warning("stream: not listening yet; /api/v1/stream answers 503 until it is")
 
     async def stop(self) -> None:
         self.close_streams()
@@ -66,18 +73,30 @@ class Broadcaster:
     def close_streams(self) -> None:
         """Tell every open stream to end (at shutdown, before the server waits for handlers)."""
         self.closing = True
-        for queue in self.queues:
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(_CLOSE)
+        self._end_streams()
+
+    def _end_streams(self) -> None:
+        for queue in list(self.queues):
+            self.queues.discard(queue)
+            while True:   # the close goes in even when the queue is full
+                try:
+                    queue.put_nowait(_CLOSE)
+                    break
+                except asyncio.QueueFull:
+                    queue.get_nowait()
 
     async def _listen(self) -> None:
         delay = 0.5
+        lost = False
         while True:
             conn = None
             try:
-                conn = await asyncpg.connect(self.dsn)
+                conn = await asyncpg.connect(self.dsn, server_settings={"application_name": APPLICATION_NAME})
                 await conn.add_listener(CHANNEL, self._on_notice)
                 self.listening.set()
+                if lost:
+                    log.info("stream: listening again")
+                    lost = False
                 delay = 0.5
                 while not conn.is_closed():
                     await asyncio.sleep(5)
@@ -87,7 +106,11 @@ class Broadcaster:
             except Exception as exc:
                 log.warning("stream: listen connection lost (%s); connecting again", exc)
             finally:
+                # Notices sent while nobody listens are gone: end the open streams, so their clients
+                # reconnect (refused until this replica listens again) and read again what they show.
+                lost = True
                 self.listening.clear()
+                self._end_streams()
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close(timeout=2)
@@ -140,8 +163,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     # are read once, when the stream opens; a client reconnects to pick up a changed role.
     visible = caller.visible_teams()
     broadcaster = request.app[BROADCASTER]
-    if broadcaster.closing:
-        raise web.HTTPServiceUnavailable()
+    if broadcaster.closing or not broadcaster.listening.is_set():
+        raise ApiError(503, "the event stream is not available right now", headers={"Retry-After": "2"})
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache, no-transform",
         "X-Accel-Buffering": "no"})
