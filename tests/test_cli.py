@@ -101,6 +101,7 @@ def test_up_runs_the_readme_tour_restarts_with_its_data_and_stops_cleanly(data_d
                               timeout=120)
         assert tour.returncode == 0, tour.stderr + tour.stdout
         assert '"accepted": 1' in tour.stdout
+        assert '"username": "admin", "name": "", "email": "admin@example.com", "role": "admin"' in tour.stdout
         assert '"status": "acknowledged"' in tour.stdout
         assert '"status": "resolved"' in tour.stdout.rsplit('"items"', 1)[1]
         assert "=== PAGE to " in up.text() and "#1 [CRITICAL] Disk /var is 95% full" in up.text()

@@ -92,16 +92,19 @@ def _too_many(seconds: int) -> ApiError:
                     headers={"Retry-After": str(seconds)})
 
 
-async def open_session(request: web.Request, response: web.StreamResponse, caller: Caller, *, via: str) -> str:
-    """Start a session for `caller`, set its cookie on `response`, record it; the session's CSRF token."""
+async def open_session(request: web.Request, caller: Caller, *, via: str) -> tuple[str, str]:
+    """Start and record a session for `caller`: (session id, its CSRF token). Then `set_cookie` it."""
     ctx = Context.of(request)
     key = ctx.settings.secret_key
     session_id = await sessions.start(ctx.pool, key, caller.user, via=via, address=address(request))
     await audit.record(ctx.bus, caller.user, "session.started", target=caller.user, via=via,
                        details={"address": address(request)})
-    sessions.set_cookie(response, request, ctx.settings.public_url, session_id)
+    return session_id, sessions.csrf_token(key, session_id)
+
+
+def set_cookie(request: web.Request, response: web.StreamResponse, session_id: str) -> None:
+    sessions.set_cookie(response, request, Context.of(request).settings.public_url, session_id)
     response.headers["Cache-Control"] = "no-store"
-    return sessions.csrf_token(key, session_id)
 
 
 async def login(request: web.Request) -> web.Response:
@@ -122,10 +125,9 @@ async def login(request: web.Request) -> web.Response:
     await ctx.pool.execute("DELETE FROM api_login_failures WHERE user_name = $1", username)
     caller = await caller_for(ctx.pool, config, person.username, via="session")
     assert caller is not None
-    response = web.json_response({})
-    csrf = await open_session(request, response, caller, via="password")
-    me = {**caller.me(), "csrf_token": csrf}
-    response.body = msgspec.json.encode({"user": me, "csrf_token": csrf})
+    session_id, csrf = await open_session(request, caller, via="password")
+    response = web.json_response({"user": {**caller.me(), "csrf_token": csrf}, "csrf_token": csrf})
+    set_cookie(request, response, session_id)
     return response
 
 

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from tocsin.api import users
 from tocsin.api.access import caller_for
 from tocsin.api.context import Context
-from tocsin.api.login import open_session
+from tocsin.api.login import open_session, set_cookie
 from tocsin.events.config import Oidc
 from tocsin.events.signing import BadSignature, sign, verify
 from tocsin.events.web import ApiError
@@ -147,7 +147,8 @@ async def callback(request: web.Request) -> web.Response:
         raise ApiError(401, "sign-in refused: no such user", code="oidc_refused")
     response = web.Response(status=302, headers={"Location": _safe_next(str(pending.get("next", "/")))})
     response.del_cookie(COOKIE, path="/api/v1/auth/oidc")
-    await open_session(request, response, caller, via="oidc")
+    session_id, _ = await open_session(request, caller, via="oidc")
+    set_cookie(request, response, session_id)
     return response
 
 
