@@ -7,7 +7,9 @@ its open streams. Any replica sees every change, whichever replica projected it.
 
 Events (only of incidents of teams the caller has a role in, all for an administrator):
 - `incident`: the incident in the list shape, after any change to it (opened, acknowledged, note, ...);
-- `delivery`: `{"incident_id"}` after a delivery of that incident changed;
+- `delivery`: `{"incident_id"}` after a delivery of that incident changed (not when the delivery is
+  stored before its incident, which the projector may do as it follows each stream on its own: the
+  incident's own event follows then);
 - `hello` once at the start, and a comment line every `heartbeat` seconds so proxies keep the stream open.
 A client that reconnects should reload what it shows: changes while it was away are not replayed. A
 replica that loses its LISTEN connection ends its open streams and answers 503 until it listens again.
