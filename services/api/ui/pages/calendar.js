@@ -1,5 +1,5 @@
 // Calendar: the next 90 days per team and rotation, a grid of days with who is on call, overrides marked.
-// The shifts come from GET /api/v1/rotations/{team}/{rotation}/shifts when the server has it; otherwise
+// The shifts come from GET /api/v1/rotations/{team}.{rotation}/shifts when the server has it; otherwise
 // only what GET /api/v1/oncall knows (the current shift and who is next) is drawn, and the page says so.
 
 import { api, isMissingEndpoint } from "../api.js";
@@ -9,7 +9,8 @@ import { empty, errorBox, h, notice, replace } from "../dom.js";
 const DAYS = 90;
 
 export function shiftsPath(team, rotation, from) {
-  return `/api/v1/rotations/${encodeURIComponent(team)}/${encodeURIComponent(rotation)}/shifts?from=${encodeURIComponent(from)}&days=${DAYS}`;
+  const id = encodeURIComponent(`${team}.${rotation}`);
+  return `/api/v1/rotations/${id}/shifts?from=${encodeURIComponent(from)}&days=${DAYS}`;
 }
 
 export async function render(main) {
@@ -32,7 +33,7 @@ export async function render(main) {
       let partial = false;
       try {
         const answer = await api("GET", shiftsPath(team.team, r.rotation, today.toISOString()));
-        shifts = answer.shifts || answer.items || answer;
+        shifts = answer.shifts;
       } catch (err) {
         if (!isMissingEndpoint(err)) { box.append(errorBox(err, "Cannot load the shifts")); continue; }
         partial = true;

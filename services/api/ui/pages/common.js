@@ -32,9 +32,12 @@ export function testAlertButton(team) {
     button.disabled = true;
     replace(out, notice("Sending…"));
     try {
-      const result = await api("POST", `/api/v1/teams/${encodeURIComponent(team)}/test-alert`, {});
-      const number = result && (result.number ?? (result.incident && result.incident.number));
-      replace(out, notice(number ? `Test alert sent: incident #${number}.` : "Test alert sent.", "ok"));
+      // Wait up to 10 s for the outcome per contact, so the button can say whether the page got through.
+      const sent = await api("POST", `/api/v1/teams/${encodeURIComponent(team)}/test-alert?wait=10s`, {});
+      const results = Object.entries(sent.results || {});
+      replace(out, h("div", { class: results.some(([, r]) => r.startsWith("failed")) ? "warn" : "ok", role: "status" },
+        h("p", {}, `Test page sent to ${(sent.users || []).join(", ") || "the team's channels"}.`),
+        results.length ? h("ul", { class: "results" }, results.map(([to, result]) => h("li", {}, `${to}: ${result}`))) : ""));
     } catch (err) {
       replace(out, isMissingEndpoint(err)
         ? errorBox(`This server cannot send test alerts yet (no POST /api/v1/teams/${team}/test-alert).`)
