@@ -236,6 +236,18 @@ async def test_an_alert_appears_live_and_can_be_acknowledged(stack, browser, sho
     await expect(page.locator("#incident-status .badge").first).to_have_text("resolved", timeout=WAIT)
     await expect(page.locator("ol.timeline")).to_contain_text("Resolved by bob: freed 40 GiB")
 
+    # From the home page, a new incident is acknowledged with one press, keyboard only.
+    await page.get_by_role("link", name="On call", exact=True).click()
+    await expect(page.get_by_text("Nothing open. All quiet.")).to_be_visible(timeout=WAIT)
+    status, _ = await stack.post_alert("webhook", {"title": "Backup failed", "id": "backup"}, TOKEN)
+    assert status == 202
+    quick = page.get_by_role("button", name="Acknowledge #2 Backup failed")
+    await quick.focus()
+    await page.keyboard.press("Enter")
+    second = page.locator("ul.incidents li.incident").filter(has_text="Backup failed")
+    await expect(second.locator(".badge.status-acknowledged")).to_be_visible(timeout=WAIT)
+    await expect(second).to_contain_text("acknowledged by alice")
+
     await page.get_by_role("link", name="Incidents", exact=True).first.click()
     await page.get_by_label("Status").select_option("resolved")
     await expect(page).to_have_url(stack.url + "/incidents?status=resolved", timeout=WAIT)

@@ -41,3 +41,22 @@ export function notice(text, kind = "info") {
 export function empty(text) {
   return h("p", { class: "empty" }, text);
 }
+
+// Put `items` (objects with an `id`) into `list` in order, building an element only for an item that is new
+// or changed and leaving every other node where it is, so a live update does not take the focus away.
+export function reconcile(list, items, build, cache) {
+  const wanted = items.map((item) => {
+    const key = JSON.stringify(item);
+    const had = cache.get(item.id);
+    if (had && had.key === key) return had.el;
+    if (had) had.el.remove();
+    const el = build(item);
+    cache.set(item.id, { key, el });
+    return el;
+  });
+  const keep = new Set(wanted);
+  for (const [id, { el }] of cache) if (!keep.has(el)) { el.remove(); cache.delete(id); }
+  wanted.forEach((el, i) => {
+    if (list.children[i] !== el) list.insertBefore(el, list.children[i] || null);
+  });
+}

@@ -12,8 +12,25 @@ export function severityBadge(severity) {
   return severity ? h("span", { class: `badge sev-${severity}` }, severity) : "";
 }
 
-// One incident as a list item: a link with the number and title, then what state it is in.
-export function incidentItem(inc) {
+// One incident as a list item: a link with the number and title, then what state it is in. With
+// `quick`, a triggered incident gets its Acknowledge button right in the list (one tap from a phone).
+export function incidentItem(inc, { quick = false } = {}) {
+  let ackButton = "";
+  if (quick && inc.status === "triggered") {
+    const msg = h("span", { class: "inline-msg", "aria-live": "assertive" });
+    const button = h("button", { type: "button", class: "primary", "aria-label": `Acknowledge #${inc.number} ${inc.title}` }, "Acknowledge");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        await api("POST", `/api/v1/incidents/${encodeURIComponent(inc.id)}/acknowledge`, {});
+        replace(msg, notice("Acknowledged.", "ok"));   // the live update redraws the item
+      } catch (err) {
+        button.disabled = false;
+        replace(msg, errorBox(err, "Could not acknowledge"));
+      }
+    });
+    ackButton = h("div", { class: "quick" }, button, msg);
+  }
   return h("li", { class: `incident status-${inc.status}`, dataset: { id: inc.id } },
     h("a", { href: `/incidents/${encodeURIComponent(inc.id)}`, class: "title" }, `#${inc.number} ${inc.title}`),
     h("div", { class: "meta" },
@@ -21,7 +38,8 @@ export function incidentItem(inc) {
       h("span", {}, inc.team), " · ",
       timeEl(inc.created_at, ago(inc.created_at)),
       inc.acknowledged_by ? ` · acknowledged by ${inc.acknowledged_by}` : "",
-      inc.resolved_by ? ` · resolved by ${inc.resolved_by}` : ""));
+      inc.resolved_by ? ` · resolved by ${inc.resolved_by}` : ""),
+    ackButton);
 }
 
 export function testAlertButton(team) {

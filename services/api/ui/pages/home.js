@@ -1,7 +1,7 @@
 // Home: an "on call now" banner per team with who is next, and every open incident, kept live.
 
 import { api } from "../api.js";
-import { empty, errorBox, h, replace } from "../dom.js";
+import { empty, errorBox, h, reconcile, replace } from "../dom.js";
 import { timeEl, when } from "../fmt.js";
 import * as live from "../live.js";
 import { incidentItem, testAlertButton } from "./common.js";
@@ -25,9 +25,10 @@ export async function render(main) {
   };
 
   const open = new Map();
+  const drawn = new Map();
   const draw = () => {
     const items = [...open.values()].sort((a, b) => b.created_at.localeCompare(a.created_at));
-    replace(list, items.map(incidentItem));
+    reconcile(list, items, (inc) => incidentItem(inc, { quick: true }), drawn);
     const none = listBox.querySelector(".empty");
     if (none) none.remove();
     if (!items.length) listBox.append(empty("Nothing open. All quiet."));

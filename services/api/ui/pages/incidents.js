@@ -1,7 +1,7 @@
 // Incidents: newest first, filtered by status and team (kept in the address, so a filter can be shared).
 
 import { api } from "../api.js";
-import { empty, errorBox, h, replace } from "../dom.js";
+import { empty, errorBox, h, reconcile, replace } from "../dom.js";
 import * as live from "../live.js";
 import { incidentItem } from "./common.js";
 
@@ -37,10 +37,13 @@ export async function render(main, { query, navigate }) {
   replace(main, h("h1", {}, "Incidents"), form, box);
 
   const shown = new Map();
+  const drawn = new Map();
   const matches = (inc) => (!status || inc.status === status) && (!team || inc.team === team);
   const draw = () => {
     const items = [...shown.values()].sort((a, b) => b.created_at.localeCompare(a.created_at));
-    replace(list, items.map(incidentItem));
+    reconcile(list, items, (inc) => incidentItem(inc), drawn);
+    const none = more.querySelector(".empty");
+    if (none && items.length) none.remove();
     if (!items.length) replace(more, empty(status || team ? "No incidents match these filters." : "No incidents yet."));
   };
   const load = async (cursor) => {
