@@ -162,14 +162,19 @@ def cmd_config_export(args: argparse.Namespace) -> int:
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     from tocsin.api import auth, config_store, users
+    from tocsin.events import audit
 
     async def work(bus, pool):  # type: ignore[no-untyped-def]
         async with pool.acquire() as conn:
             _, config = await config_store.current(conn)
             if await users.find(conn, config, args.user) is None:
                 return None
-            return await auth.create_token(conn, args.user, name=args.name or "",
-                                           scopes=tuple(args.scope or auth.DEFAULT_SCOPES))
+            scopes = tuple(args.scope or auth.DEFAULT_SCOPES)
+            token_id, token = await auth.create_token_row(conn, args.user, name=args.name or "", scopes=scopes)
+        await bus.publish(audit.subject("token.created"), audit.recorded(
+            f"cli:{os.environ.get('USER', '')}", "token.created", target=token_id, via="cli",
+            details={"user": args.user, "name": args.name or "", "scopes": sorted(set(scopes))}))
+        return token
     try:
         token = asyncio.run(_with_services(Path(args.data_dir), work))
     except ValueError as exc:
@@ -201,7 +206,6 @@ def _read_new_password(args: argparse.Namespace) -> str | None:
 def cmd_user_create_admin(args: argparse.Namespace) -> int:
     from tocsin.api import users
     from tocsin.events import audit
-    from tocsin.events.base import new_id, utcnow
     password = _read_new_password(args)
     if password is None:
         return USAGE_ERROR
@@ -215,9 +219,8 @@ def cmd_user_create_admin(args: argparse.Namespace) -> int:
     async def work(bus, pool):  # type: ignore[no-untyped-def]
         async with pool.acquire() as conn:
             await users.create_admin(conn, args.username, email=args.email, password=password, by=by)
-        await bus.publish(audit.subject("user.created"), audit.AuditRecorded(
-            id=new_id(), at=utcnow(), actor=by, action="user.created", target=args.username, via="cli",
-            details={"role": "admin", "email": args.email}))
+        await bus.publish(audit.subject("user.created"), audit.recorded(
+            by, "user.created", target=args.username, via="cli", details={"role": "admin", "email": args.email}))
     try:
         asyncio.run(_with_services(Path(args.data_dir), work))
     except ValueError as exc:

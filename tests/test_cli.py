@@ -120,6 +120,15 @@ def test_up_runs_the_readme_tour_restarts_with_its_data_and_stops_cleanly(data_d
                                          headers={"Authorization": f"Bearer {token}"})
         items = json.loads(urllib.request.urlopen(request, timeout=10).read())["items"]
         assert [(i["number"], i["status"]) for i in items] == [(1, "resolved")]
+        # The administrator that create-admin made (in no config) is still there, and the trail recorded the
+        # tour: the config applied at start, the CLI's token and administrator, the sign-in, the acknowledge.
+        admin = again.run("token", "create", "admin", "--scope", "admin").stdout.strip()
+        request = urllib.request.Request(f"http://127.0.0.1:{again.port}/api/v1/audit?limit=500",
+                                         headers={"Authorization": f"Bearer {admin}"})
+        trail = json.loads(urllib.request.urlopen(request, timeout=10).read())["items"]
+        done = {(i["action"], i["via"]) for i in trail}
+        assert {("config.applied", "file"), ("token.created", "cli"), ("user.created", "cli"),
+                ("session.started", "password"), ("incident.acknowledged", "token")} <= done, done
     finally:
         assert again.stop() == 0
 

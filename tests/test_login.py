@@ -218,3 +218,16 @@ def test_create_admin_refuses_weak_passwords_and_asks_when_it_cannot(tmp_path, c
         main(["--data-dir", str(tmp_path), "user", "create-admin", "root", "--email", "r@example.com"])
     assert exit_.value.code == 2
     assert "--password-stdin" in capsys.readouterr().err
+
+
+async def test_passwords_are_argon2id_and_old_parameters_are_upgraded_at_sign_in(stack):
+    from argon2 import PasswordHasher
+    await started(stack)
+    stored = await stack.pool.fetchval("SELECT hash FROM api_passwords WHERE username = 'alice'")
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$") and PASSWORD not in stored
+    old = PasswordHasher(memory_cost=8 * 1024, time_cost=1, parallelism=1).hash(PASSWORD)
+    await stack.pool.execute("UPDATE api_passwords SET hash = $1 WHERE username = 'alice'", old)
+    async with browser_session() as browser:
+        assert (await sign_in(stack, browser))[0] == 200
+    upgraded = await stack.pool.fetchval("SELECT hash FROM api_passwords WHERE username = 'alice'")
+    assert upgraded != old and upgraded.startswith("$argon2id$v=19$m=19456,t=2,p=1$")

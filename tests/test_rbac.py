@@ -181,3 +181,30 @@ async def test_a_session_caller_gets_the_same_answers_as_a_token(stack):
             assert resp.status == 403
         async with browser.get(f"{stack.url}/api/v1/audit") as resp:
             assert resp.status == 403
+
+
+def test_channels_belong_to_the_teams_that_use_them():
+    from tocsin.api.access import Caller, can_see_channel, channel_teams, route_team
+    from tocsin.events.config import parse_config
+    config = parse_config("""
+users: {a: {}, b: {}}
+channels:
+  infra-hook: {type: webhook, url: "https://example.com/a"}
+  db-hook: {type: webhook, url: "https://example.com/b"}
+  escalation-only: {type: log}
+  unused: {type: log}
+teams:
+  infra: {members: [a], channels: [infra-hook], escalation: {steps: [{notify: ["channel:escalation-only"]}]}}
+  db: {members: [b], escalation: {steps: [{notify: ["user:b"]}]}}
+routes:
+  db-route: {source: webhook, team: db, channels: [db-hook]}
+""")
+    assert channel_teams(config, "infra-hook") == {"infra"}
+    assert channel_teams(config, "escalation-only") == {"infra"}
+    assert channel_teams(config, "db-hook") == {"db"}
+    assert channel_teams(config, "unused") == set()
+    assert route_team(config, "db-route") == "db" and route_team(config, "nope") is None
+    a = Caller(user="a", role="user", teams={"infra": "viewer"})
+    assert can_see_channel(a, config, "infra-hook") and not can_see_channel(a, config, "db-hook")
+    assert not can_see_channel(a, config, "unused")
+    assert can_see_channel(Caller(user="r", role="admin"), config, "unused")

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from tocsin.events.base import Event
+from tocsin.events.base import Event, new_id, utcnow
 
 
 class AuditRecorded(Event, frozen=True, kw_only=True, tag="audit.recorded"):
@@ -29,3 +29,9 @@ decoder = msgspec.json.Decoder(AuditRecorded)
 def subject(action: str) -> str:
     """`audit.<object>`: consumers can follow one kind (`audit.incident`) without reading the rest."""
     return f"audit.{action.partition('.')[0] or 'other'}"
+
+
+def recorded(actor: str, action: str, *, target: str = "", team: str = "", via: str = "",
+             details: dict[str, Any] | None = None) -> AuditRecorded:
+    return AuditRecorded(id=new_id(), at=utcnow(), actor=actor, action=action, target=target, team=team, via=via,
+                         details=details or {})

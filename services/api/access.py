@@ -99,6 +99,26 @@ class Caller:
                 "via": self.via, "scopes": sorted(self.scopes)}
 
 
+def route_team(config: Config, route: str) -> str | None:
+    """The team a route belongs to (None for an unknown route)."""
+    spec = config.routes.get(route)
+    return spec.team if spec is not None else None
+
+
+def channel_teams(config: Config, channel: str) -> set[str]:
+    """The teams that use a shared channel: in `teams.T.channels`, a `channel:` escalation target, or the
+    `channels` of one of their routes. A channel no team uses is an administrator's only."""
+    teams = {t for t, team in config.teams.items()
+             if channel in team.channels
+             or any(f"channel:{channel}" in step.notify for step in team.escalation.steps)}
+    teams |= {r.team for r in config.routes.values() if channel in r.channels}
+    return teams
+
+
+def can_see_channel(caller: Caller, config: Config, channel: str) -> bool:
+    return caller.is_admin or any(caller.team_role(t) is not None for t in channel_teams(config, channel))
+
+
 def team_roles(config: Config, user: str) -> dict[str, str]:
     roles: dict[str, str] = {}
     for tname, team in config.teams.items():

@@ -15,7 +15,6 @@ from aiohttp import web
 from tocsin.api.access import Caller
 from tocsin.api.context import Context
 from tocsin.events import audit
-from tocsin.events.base import new_id, utcnow
 from tocsin.events.bus import Bus
 from tocsin.events.web import ApiError
 
@@ -25,9 +24,8 @@ async def record(bus: Bus, actor: Caller | str, action: str, *, target: str = ""
     if isinstance(actor, Caller):
         via = via or actor.via
         actor = actor.user
-    event = audit.AuditRecorded(id=new_id(), at=utcnow(), actor=actor, action=action, target=target, team=team,
-                                via=via, details=details or {})
-    await bus.publish(audit.subject(action), event)
+    await bus.publish(audit.subject(action), audit.recorded(actor, action, target=target, team=team, via=via,
+                                                           details=details))
 
 
 def _time(text: str, name: str) -> datetime:

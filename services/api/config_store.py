@@ -87,8 +87,8 @@ async def _audit(bus: Bus, actor: str, via: str, action: str, *, target: str, te
                  details: dict[str, Any]) -> None:
     if not via:
         via = actor.partition(":")[0] if ":" in actor else "api"
-    await bus.publish(audit.subject(action), audit.AuditRecorded(
-        id=new_id(), at=utcnow(), actor=actor, action=action, target=target, team=team, via=via, details=details))
+    await bus.publish(audit.subject(action), audit.recorded(actor, action, target=target, team=team, via=via,
+                                                           details=details))
 
 
 async def _apply(pool: asyncpg.Pool, bus: Bus, config: ConfigFile, *, by: str) -> ApplyResult:
