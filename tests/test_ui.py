@@ -229,6 +229,16 @@ async def test_an_alert_appears_live_and_can_be_acknowledged(stack, browser, sho
     await expect(raw.locator("pre")).to_contain_text('"title"', timeout=WAIT)
     await shots.take(page, "incident")
 
+    # Escalating asks first: dismissed, nothing happens; confirmed, the next step is paged at once.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    await page.get_by_role("button", name="Escalate now").click()
+    await expect(page.locator("#incident-status .badge").first).to_have_text("acknowledged")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Escalate now").click()
+    await expect(page.locator("#incident-status .badge").first).to_have_text("triggered", timeout=WAIT)
+    # One step only: escalating starts the policy's second round.
+    await expect(page.locator("ol.timeline")).to_contain_text("Escalated to step 1 (round 2) by alice")
+
     # A change made elsewhere (here: through the API) shows up on the open page.
     status, _ = await stack.api("POST", f"/api/v1/incidents/{items[0]['id']}/resolve", user="bob",
                                 json={"note": "freed 40 GiB"})

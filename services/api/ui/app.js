@@ -38,6 +38,10 @@ async function render() {
   if (cleanup) { try { cleanup(); } catch (err) { console.error(err); } }
   cleanup = null;
   const path = location.pathname.replace(/\/+$/, "") || "/";
+  if (signedIn && path === "/signin") {
+    navigate("/", { replace: true });
+    return;
+  }
   if (!signedIn && path !== "/signin") {
     navigate(`/signin?next=${encodeURIComponent(location.pathname + location.search)}`, { replace: true });
     return;

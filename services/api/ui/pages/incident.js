@@ -17,7 +17,10 @@ export async function render(main, { params }) {
   const note = h("textarea", { id: "note", name: "note", rows: 2, maxlength: 10000 });
   const ack = h("button", { type: "button", class: "primary", onclick: () => act("acknowledge", ack) }, "Acknowledge");
   const resolve = h("button", { type: "button", onclick: () => act("resolve", resolve, note.value.trim()) }, "Resolve");
-  const escalate = h("button", { type: "button", onclick: () => act("escalate", escalate) }, "Escalate now");
+  // Escalating wakes the next person: one more question first, since a mis-tap at 3 a.m. is easy.
+  const escalate = h("button", { type: "button", onclick: () => {
+    if (confirm("Page the next step of the escalation policy now?")) act("escalate", escalate);
+  } }, "Escalate now");
   const noteButton = h("button", { type: "submit" }, "Add note");
   const noteForm = h("form", { class: "note-form" },
     h("label", { for: "note" }, "Note (also the resolution note when you resolve)"), note, noteButton);
@@ -106,7 +109,7 @@ const LABELS = {
   "incident.paged": (e) => `Paged ${[...(e.users || []), ...(e.channels || [])].join(", ") || "nobody"} (step ${e.step + 1}${e.repeat ? `, round ${e.repeat + 1}` : ""})`,
   "incident.alert_attached": (e) => `Alert ${e.status}: ${e.title || e.dedup_key}`,
   "incident.acknowledged": (e) => `Acknowledged by ${e.by}${e.via && e.via !== "api" ? ` via ${e.via}` : ""}`,
-  "incident.escalated": (e) => `Escalated to step ${e.step + 1}${e.by ? ` by ${e.by}` : ""}`,
+  "incident.escalated": (e) => `Escalated to step ${e.step + 1}${e.repeat ? ` (round ${e.repeat + 1})` : ""}${e.by ? ` by ${e.by}` : ""}`,
   "incident.resolved": (e) => `Resolved by ${e.by}${e.via === "alert" ? " (the alert resolved)" : ""}${e.reason ? `: ${e.reason}` : ""}`,
   "incident.note_added": (e) => `${e.by}: ${e.note}`,
   "incident.silenced": (e) => `Silenced${e.until ? ` until ${when(e.until)}` : ""}`,
