@@ -297,9 +297,31 @@ async def test_the_calendar_names_the_override_and_the_rotation(stack, browser, 
     if not partial:
         # With the server's shifts, every day of the 90 is known: ten days on, the plain rotation.
         later = today + timedelta(days=10)
-        await expect(cell(later).locator(".who")).to_have_text(scheduled(later))
+        await expect(cell(later).locator(".who").first).to_have_text(scheduled(later))
         assert await grid.locator(".cal-day.unknown").count() == 0
     await shots.take(page, "calendar")
+
+    # Picking two days puts somebody on call for them (where the server can add overrides).
+    first, last = today + timedelta(days=20), today + timedelta(days=22)
+    await cell(first).click()
+    await cell(last).click()
+    form = grid.locator("form.override-form")
+    await expect(form.get_by_label("From (first day)")).to_have_value(f"{first.astimezone(berlin):%Y-%m-%d}")
+    await expect(form.get_by_label("To (last day)")).to_have_value(f"{last.astimezone(berlin):%Y-%m-%d}")
+    await expect(form.get_by_label("Who")).to_be_focused()
+    await page.keyboard.type("bob")
+    await page.keyboard.press("Enter")
+    answer = grid.locator('[role="status"], [role="alert"]').filter(has_text="override")
+    await expect(answer.first).to_be_visible(timeout=WAIT)
+    if "cannot add overrides yet" in await answer.first.inner_text():
+        await expect(grid.get_by_role("alert")).to_contain_text("POST /api/v1/teams/{team}/overrides")
+    else:
+        await expect(grid.get_by_role("status").filter(has_text="bob is on call in primary")).to_be_visible()
+        for d in (first, first + timedelta(days=1), last):
+            await expect(cell(d).locator("li.override .who")).to_have_text("bob")
+        await expect(cell(last + timedelta(days=1)).locator(".who").first).to_have_text(
+            scheduled(last + timedelta(days=1)))
+        await shots.take(page, "calendar-override-added")
     assert problems == []
 
 
