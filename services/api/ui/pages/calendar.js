@@ -137,7 +137,7 @@ function grid(today, shifts, onPick) {
       if (s.open) {
         if (s.a >= a && s.a < b) here.push({ ...s, from: s.start });
       } else if (s.a < b && s.b > a) {
-        here.push(s);
+        here.push(s.a > a ? { ...s, from: s.start } : s);   // a hand-off during the day says when
       }
     }
     const known = here.length > 0;
