@@ -406,6 +406,25 @@ async def test_an_administrator_sees_teams_and_route_snippets(stack, browser, sh
     team = page.get_by_role("region", name="infra")
     await expect(team).to_contain_text("alice → bob, every 1w", timeout=WAIT)
     await expect(team.get_by_role("listitem").filter(has_text="rotation:primary")).to_be_visible()
+    # The escalation policy: a wrong target is refused with the path of the mistake; a right one is saved.
+    await team.get_by_text("Edit the escalation policy").click()
+    await team.get_by_role("button", name="Add a step").click()
+    await team.get_by_label("Step 2: notify").fill("user:nobody")
+    await team.get_by_role("button", name="Save escalation policy").click()
+    outcome = team.locator(".escalation-form [role=alert], .escalation-form [role=status]")
+    await expect(outcome).to_be_visible(timeout=WAIT)
+    if "cannot change escalation policies yet" in await outcome.inner_text():
+        await expect(outcome).to_contain_text("PUT /api/v1/teams/{team}/escalation")
+    else:
+        await expect(outcome).to_contain_text("teams.infra.escalation.steps[1].notify[0]")
+        await team.get_by_label("Step 2: notify").fill("user:bob")
+        await team.get_by_label("Step 1: wait before the next step").fill("10m")
+        await team.get_by_role("button", name="Save escalation policy").click()
+        await expect(outcome).to_contain_text("Saved", timeout=WAIT)
+        status, body = await stack.api("GET", "/api/v1/config", user="olga")
+        assert status == 200
+        assert body["config"]["teams"]["infra"]["escalation"]["steps"] == [
+            {"notify": ["rotation:primary"], "wait": "10m"}, {"notify": ["user:bob"], "wait": "5m"}]
     await shots.take(page, "teams")
     await page.get_by_role("link", name="Routes").click()
     route = page.get_by_role("region", name="hooks")

@@ -35,8 +35,8 @@ const listeners = new Set();
 // Called with the error whenever the server says we are not signed in (401).
 export function onSignedOut(fn) { listeners.add(fn); }
 
-export async function api(method, path, body) {
-  const headers = { Accept: "application/json", ...authHeaders() };
+export async function api(method, path, body, extraHeaders = {}) {
+  const headers = { Accept: "application/json", ...authHeaders(), ...extraHeaders };
   const init = { method, headers, credentials: "same-origin" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -55,7 +55,10 @@ export async function api(method, path, body) {
   if (!response.ok) {
     const e = (data && data.error) || {};
     const message = e.message || `${response.status} ${response.statusText || "error"}`;
-    const err = new ApiError(response.status, e.code || "error", e.error_id ? `${message} (error id ${e.error_id})` : message, e.details);
+    // A list of {path, message} (a config with errors) is part of the message: it says what to fix.
+    const listed = Array.isArray(e.details) ? e.details.filter((d) => d && d.message).map((d) => `${d.path}: ${d.message}`) : [];
+    const text = listed.length ? `${message}: ${listed.join("; ")}` : message;
+    const err = new ApiError(response.status, e.code || "error", e.error_id ? `${text} (error id ${e.error_id})` : text, e.details);
     if (response.status === 401) for (const fn of listeners) fn(err);
     throw err;
   }

@@ -1,7 +1,7 @@
 // Teams and routes, read from the applied config (GET /api/v1/config, scope config:read). Editing is done in
 // tocsin.yaml (`tocsin config apply`) until the API has endpoints per object.
 
-import { api } from "../api.js";
+import { api, isMissingEndpoint } from "../api.js";
 import { empty, errorBox, h, notice, replace } from "../dom.js";
 
 async function loadConfig(main, title) {
@@ -13,13 +13,66 @@ async function loadConfig(main, title) {
   }
 }
 
+// The escalation policy of a team as a form: ordered steps of targets and a wait, and the repeat count.
+// Saved with PUT /api/v1/teams/{team}/escalation and If-Match, so a policy changed meanwhile is not
+// overwritten (409 with the API's message).
+function escalationEditor(name, policy, revision) {
+  const id = `esc-${name}`;
+  const msg = h("div", { "aria-live": "polite" });
+  const steps = h("ol", { class: "steps" });
+  const addStep = (step) => {
+    const n = steps.children.length + 1;
+    const li = h("li", { class: "step" },
+      h("label", { for: `${id}-t${n}` }, `Step ${n}: notify (comma-separated: rotation:NAME, user:NAME, channel:NAME, team:NAME)`),
+      h("input", { id: `${id}-t${n}`, name: "notify", value: (step.notify || []).join(", "), required: true }),
+      h("label", { for: `${id}-w${n}` }, `Step ${n}: wait before the next step`),
+      h("input", { id: `${id}-w${n}`, name: "wait", value: step.wait || "5m", required: true, pattern: "[0-9]+[smhdw]" }),
+      h("button", { type: "button", "aria-label": `Remove step ${n}`, onclick: () => { li.remove(); } }, "Remove step"));
+    steps.append(li);
+  };
+  (policy.steps || []).forEach(addStep);
+  const repeat = h("input", { id: `${id}-repeat`, name: "repeat", type: "number", min: 0, max: 10, value: policy.repeat || 0 });
+  const form = h("form", { class: "escalation-form" }, steps,
+    h("button", { type: "button", onclick: () => addStep({ notify: [], wait: "5m" }) }, "Add a step"),
+    h("label", { for: `${id}-repeat` }, "Run the whole policy again this many times"), repeat,
+    h("div", {}, h("button", { type: "submit", class: "primary" }, "Save escalation policy")), msg);
+  let seen = revision;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = {
+      steps: [...steps.querySelectorAll("li.step")].map((li) => ({
+        notify: li.querySelector("[name=notify]").value.split(",").map((t) => t.trim()).filter(Boolean),
+        wait: li.querySelector("[name=wait]").value.trim(),
+      })),
+      repeat: Number(repeat.value || 0),
+    };
+    try {
+      await api("PUT", `/api/v1/teams/${encodeURIComponent(name)}/escalation`, body, { "If-Match": `"${seen}"` });
+      const fresh = await api("GET", "/api/v1/config");
+      seen = fresh.revision;
+      replace(msg, notice(`Saved: the escalation policy of ${name} is revision ${seen}.`, "ok"));
+    } catch (err) {
+      replace(msg, isMissingEndpoint(err)
+        ? errorBox("This server cannot change escalation policies yet (no PUT /api/v1/teams/{team}/escalation). Change it in tocsin.yaml.")
+        : errorBox(err, "Not saved"));
+    }
+  });
+  return h("details", { class: "edit" }, h("summary", {}, "Edit the escalation policy"), form);
+}
+
 export const teams = {
   async render(main) {
-    const config = await loadConfig(main, "Teams");
-    if (!config) return;
+    let revision = 0;
+    let config;
+    try {
+      ({ revision, config } = await api("GET", "/api/v1/config"));
+    } catch (err) {
+      replace(main, h("h1", {}, "Teams"), errorBox(err, "Cannot read the config"));
+      return;
+    }
     const list = Object.entries(config.teams || {});
     replace(main, h("h1", {}, "Teams"),
-      notice("Read-only here: change teams in tocsin.yaml and apply it (tocsin config apply).", "info"),
+      notice("Members and rotations are changed in tocsin.yaml (tocsin config apply); the escalation policy here.", "info"),
       list.length ? list.map(([name, team]) => h("section", { class: "card", "aria-labelledby": `t-${name}` },
         h("h2", { id: `t-${name}` }, name),
         h("dl", { class: "facts" },
@@ -34,7 +87,8 @@ export const teams = {
         team.escalation && (team.escalation.steps || []).length ? h("ol", {}, team.escalation.steps.map((s) =>
           h("li", {}, `${(s.notify || []).join(", ")}${s.wait ? `, then wait ${s.wait}` : ""}`)))
           : empty("No escalation policy."),
-        team.escalation && team.escalation.repeat ? h("p", { class: "muted" }, `Repeats ${team.escalation.repeat} times.`) : ""))
+        team.escalation && team.escalation.repeat ? h("p", { class: "muted" }, `Repeats ${team.escalation.repeat} times.`) : "",
+        escalationEditor(name, team.escalation || {}, revision)))
         : empty("No teams yet."));
   },
 };
