@@ -108,6 +108,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sealer(data_dir: Path):  # type: ignore[no-untyped-def]
+    """Secrets are sealed with the installation's key: TOCSIN_SECRET_KEY, else the data dir's."""
+    from tocsin.events.sealing import Sealer
+    if os.environ.get(keys.KEY_ENV) or not (data_dir / keys.KEY_FILE).is_file():
+        return Sealer.from_env()   # MissingSecretKey when neither: never seal with a made-up key
+    return Sealer(keys.secret_key(data_dir))
+
+
 async def _with_services(data_dir: Path, work):  # type: ignore[no-untyped-def]
     import asyncpg
 
@@ -135,7 +143,8 @@ def cmd_config_apply(args: argparse.Namespace) -> int:
         return _config_errors(f"{args.file}: {len(exc.errors)} error(s); nothing was applied", exc)
 
     async def work(bus, pool):  # type: ignore[no-untyped-def]
-        return await config_store.apply(pool, bus, config, by=f"cli:{os.environ.get('USER', '')}")
+        sealer = _sealer(Path(args.data_dir))
+        return await config_store.apply(pool, bus, config, by=f"cli:{os.environ.get('USER', '')}", sealer=sealer)
     try:
         result = asyncio.run(_with_services(Path(args.data_dir), work))
     except ConfigError as exc:
@@ -154,9 +163,31 @@ def cmd_config_export(args: argparse.Namespace) -> int:
 
     async def work(bus, pool):  # type: ignore[no-untyped-def]
         async with pool.acquire() as conn:
-            return await config_store.current(conn)
+            return await config_store.current(conn, _sealer(Path(args.data_dir)))
     _, config = asyncio.run(_with_services(Path(args.data_dir), work))
     sys.stdout.write(yaml.safe_dump(redacted(config), sort_keys=False))
+    return 0
+
+
+def cmd_projections_rebuild(args: argparse.Namespace) -> int:
+    from tocsin.api.projector import rebuild
+
+    async def work(bus, pool):  # type: ignore[no-untyped-def]
+        return await rebuild(bus, pool)
+    counts = asyncio.run(_with_services(Path(args.data_dir), work))
+    print("read models rebuilt from the streams: " + ", ".join(f"{s} {n} events" for s, n in counts.items()))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tocsin import demo
+    data_dir = Path(args.data_dir)
+
+    async def work(bus, pool):  # type: ignore[no-untyped-def]
+        return await demo.load(pool, bus, _sealer(data_dir))
+    loaded = asyncio.run(_with_services(data_dir, work))
+    found = runtime.read(data_dir)
+    print(demo.report(loaded, found.http if found else os.environ.get("TOCSIN_HTTP", "127.0.0.1:8080")))
     return 0
 
 
@@ -166,7 +197,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
     async def work(bus, pool):  # type: ignore[no-untyped-def]
         async with pool.acquire() as conn:
-            _, config = await config_store.current(conn)
+            _, config = await config_store.current(conn, _sealer(Path(args.data_dir)))
             if await users.find(conn, config, args.user) is None:
                 return None
             scopes = tuple(args.scope or auth.DEFAULT_SCOPES)
@@ -282,6 +313,16 @@ def parser() -> argparse.ArgumentParser:
                    help="a shell command printing `name value` lines, run before each alive datagram")
     s.set_defaults(func=cmd_heartbeat)
 
+    projections = sub.add_parser("projections", help="the read models the API answers from").add_subparsers(
+        dest="action", required=True)
+    s = projections.add_parser("rebuild", help="drop the read models and replay them from the streams")
+    s.add_argument("--data-dir", default=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_projections_rebuild)
+
+    s = sub.add_parser("demo", help="load demo users, teams, rotations, routes and channels")
+    s.add_argument("--data-dir", default=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_demo)
+
     token = sub.add_parser("token", help="personal API tokens").add_subparsers(dest="action", required=True)
     s = token.add_parser("create", help="print a new API token for USER once")
     s.add_argument("user")
@@ -316,7 +357,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
         rc = args.func(args)
-    except runtime.NotFound as exc:
+    except (runtime.NotFound, keys.MissingSecretKey) as exc:
         print(str(exc), file=sys.stderr)
         rc = 1
     except KeyboardInterrupt:

@@ -144,3 +144,15 @@ def test_config_check_command(tmp_path):
     missing = subprocess.run([*tocsin, "config", "check", str(tmp_path / "nope.yaml")], capture_output=True,
                              text=True, timeout=60)
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_a_lone_surrogate_is_refused_with_its_path():
+    # YAML and JSON can spell a lone surrogate ("\ud800"); nothing downstream can encode it (schemathesis found
+    # a 500 in PUT /config from one in a route token).
+    from tocsin.events.config import ConfigError, read_config
+    try:
+        read_config('routes: {x: {source: webhook, team: t, token: "abc\\ud800def0123456789"}}', env={})
+    except ConfigError as exc:
+        assert exc.errors == [("routes.x.token", "not valid Unicode text")]
+    else:
+        raise AssertionError("a lone surrogate was accepted")

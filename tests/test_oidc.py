@@ -205,3 +205,10 @@ async def test_oidc_refuses_what_does_not_hold(stack, case):
             assert resp.status in (400, 401), (case, resp.status)
             assert "tocsin_session" not in resp.cookies
             assert await me_status(stack, browser) == 401
+
+
+async def test_the_client_secret_is_sealed_at_rest(stack):
+    async with FakeIdp() as idp:
+        await stack.start(config(idp), services=())
+        stored = await stack.pool.fetchval("SELECT document::text FROM api_config_revisions")
+        assert CLIENT_SECRET not in stored and "enc:v1:" in stored

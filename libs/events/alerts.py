@@ -43,3 +43,17 @@ def subject(route: str) -> str:
 
 
 decoder = msgspec.json.Decoder(AlertEvent)
+
+# A manual incident (POST /api/v1/incidents) travels as an alert of its team's manual route. '/' is not
+# allowed in configured route names (and is allowed in NATS subjects and KV keys), so this route can never
+# collide with one from the config.
+MANUAL_PREFIX = "manual/"
+
+
+def manual_route(team: str) -> str:
+    return MANUAL_PREFIX + team
+
+
+def manual_team(route: str) -> str | None:
+    """The team of a manual route, or None for a configured route."""
+    return route[len(MANUAL_PREFIX):] if route.startswith(MANUAL_PREFIX) else None

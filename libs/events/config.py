@@ -207,6 +207,11 @@ def hash_token(token: str) -> str:
 
 def substitute_env(value: Any, env: dict[str, str], path: str, errors: list[tuple[str, str]]) -> Any:
     if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:   # a lone surrogate (`"\ud800"` in YAML or JSON): not text anything can use
+            errors.append((path, "not valid Unicode text"))
+            return ""
         def repl(m: re.Match[str]) -> str:
             name = m.group(1)
             if name not in env:

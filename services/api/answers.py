@@ -22,6 +22,7 @@ from tocsin.api.context import Context
 from tocsin.events import incidents
 from tocsin.events.base import utcnow
 from tocsin.events.incidents import IncidentState, InvalidTransition
+from tocsin.events.openapi import Endpoint, Param
 from tocsin.events.signing import ACTIONS, BadSignature, read_action_token
 from tocsin.events.web import ApiError
 
@@ -121,6 +122,11 @@ async def answer(request: web.Request) -> web.Response:
                  f"<b>{html.escape(state.status)}</b> (by {html.escape(user)}).</p>")
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/answer/{token}", confirm_page)
-    app.router.add_post("/api/v1/answer/{token}", answer)
+_TOKEN = Param("token", "path", description="the signed token of the page's link")
+ENDPOINTS = [
+    Endpoint("GET", "/api/v1/answer/{token}", confirm_page, "The confirm page of a signed answer link",
+             content="text/html", responses={200: None}, errors=(403, 404), params=(_TOKEN,), tag="answers"),
+    Endpoint("POST", "/api/v1/answer/{token}", answer, "Acknowledge or resolve as the person paged",
+             content="text/html", responses={200: None}, errors=(403, 409, 413, 422), tag="answers",
+             params=(_TOKEN, Param("action", schema={"enum": list(ACTIONS)}, required=True))),
+]

@@ -8,39 +8,76 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import msgspec
 from aiohttp import web
 
 from tocsin.api import (
     answers,
+    apidocs,
     audit,
     calendar,
     config_store,
     configviews,
     incidents,
     login,
+    notices,
+    objects,
     oidc,
     oncall,
+    ops,
     stream,
+    teams,
     tokens,
     ui,
 )
 from tocsin.api.context import CONTEXT, Context
 from tocsin.api.projector import Projector
 from tocsin.api.settings import Settings
-from tocsin.events import pg
+from tocsin.events import openapi, pg
 from tocsin.events.bus import Bus
 from tocsin.events.config import read_config
 from tocsin.events.configbus import ConfigWatcher
+from tocsin.events.metrics import REGISTRY, http_metrics
+from tocsin.events.openapi import Endpoint, Param, respond
 from tocsin.events.tasks import cancel_and_wait
 from tocsin.events.web import ApiError, error_middleware
 
 log = logging.getLogger("tocsin.api")
 
 
+class Health(msgspec.Struct, kw_only=True):
+    status: str
+
+
+class Ready(msgspec.Struct, kw_only=True):
+    status: str
+    nats: str
+    postgres: str
+
+
+class AlertView(msgspec.Struct, kw_only=True):
+    """An alert as intake normalized it, `raw` as the sender sent it, and the incident it opened or joined."""
+
+    id: str
+    at: str
+    source: str
+    route: str
+    dedup_key: str
+    status: str
+    severity: str
+    title: str
+    details: str = ""
+    labels: dict[str, str] = {}
+    links: list[dict[str, str]] = []
+    raw: Any = None
+    incident_id: str | None
+
+
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return respond(Health(status="ok"))
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -53,7 +90,7 @@ async def readyz(request: web.Request) -> web.Response:
             checks["postgres"] = "ok"
     if any(v != "ok" for v in checks.values()):
         raise ApiError(503, "not ready", details=checks)
-    return web.json_response({"status": "ready", **checks})
+    return respond(Ready(status="ready", **checks))
 
 
 async def get_alert(request: web.Request) -> web.Response:
@@ -78,31 +115,34 @@ async def get_alert(request: web.Request) -> web.Response:
 
 async def apply_config_file(ctx: Context, path: str) -> None:
     config = read_config(await asyncio.to_thread(Path(path).read_bytes))
-    result = await config_store.apply(ctx.pool, ctx.bus, config, by=f"file:{path}")
+    result = await config_store.apply(ctx.pool, ctx.bus, config, by=f"file:{path}", sealer=ctx.sealer)
     for route, token in result.new_tokens.items():
         print(f"route {route}: new intake token {token} (shown once)", flush=True)
 
 
+ENDPOINTS = [
+    Endpoint("GET", "/healthz", healthz, "Alive", responses={200: Health}, tag="health"),
+    Endpoint("GET", "/readyz", readyz, "NATS and Postgres reachable", responses={200: Ready}, tag="health"),
+    Endpoint("GET", "/api/v1/alerts/{id}", get_alert, "An alert and the incident it opened or joined",
+             scope="incidents:read", team="alert's route", responses={200: AlertView}, errors=(404,),
+             params=(Param("id", "path", description="the alert id from the intake's answer"),), tag="alerts"),
+]
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/api/v1/alerts/{id}", get_alert)
-    incidents.add_routes(app)
-    oncall.add_routes(app)
-    configviews.add_routes(app)
-    answers.add_routes(app)
-    login.add_routes(app)
-    oidc.add_routes(app)
-    tokens.add_routes(app)
-    audit.add_routes(app)
-    calendar.add_routes(app)
-    ui.add_routes(app)
+    """Every endpoint goes through the registry, which adds the route and writes the spec."""
+    openapi.install(app, [*ENDPOINTS, *incidents.ENDPOINTS, *oncall.ENDPOINTS, *configviews.ENDPOINTS,
+                          *objects.ENDPOINTS, *teams.ENDPOINTS, *notices.ENDPOINTS, *answers.ENDPOINTS,
+                          *apidocs.ENDPOINTS, *ops.ENDPOINTS, *login.ENDPOINTS, *oidc.ENDPOINTS,
+                          *tokens.ENDPOINTS, *audit.ENDPOINTS, *calendar.ENDPOINTS, *stream.ENDPOINTS,
+                          *ui.ENDPOINTS])
+    ui.load(app)
 
 
 def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool | None = None,
                extra_routes: list[object] | None = None) -> web.Application:
     """The API app. Given a bus and pool (under `tocsin up`), it shares them; alone, it opens its own."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes + 1024)
+    app = web.Application(middlewares=[http_metrics, error_middleware], client_max_size=settings.max_body_bytes + 1024)
     ctx = Context(settings)
     app[CONTEXT] = ctx
     add_routes(app)
@@ -114,12 +154,15 @@ def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool
         p = pool or await asyncpg.create_pool(settings.database_url, min_size=1, max_size=10)
         watcher = ConfigWatcher(b)
         projector_task = None
+        collect = None
         try:
             await b.ensure_streams()
             async with p.acquire() as conn:
                 await pg.migrate(conn, "api", "tocsin.api")
             await watcher.start()
             ctx.attach(b, p, watcher)
+            collect = ops.lag_collector(ctx)
+            REGISTRY.collector("consumer-lag", collect)
             if settings.config_file:
                 await apply_config_file(ctx, settings.config_file)
             projector = Projector(b, p, settings.database_url)
@@ -131,6 +174,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool
             await broadcaster.stop()
             if projector_task is not None:
                 await cancel_and_wait([projector_task], 10)
+            REGISTRY.remove_collector("consumer-lag", collect)
             await watcher.stop()
             if own_pool:
                 await p.close()

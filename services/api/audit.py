@@ -16,6 +16,7 @@ from tocsin.api.access import Caller
 from tocsin.api.context import Context
 from tocsin.events import audit
 from tocsin.events.bus import Bus
+from tocsin.events.openapi import Endpoint, Param
 from tocsin.events.web import ApiError
 
 
@@ -81,5 +82,12 @@ async def list_audit(request: web.Request) -> web.Response:
                               else None})
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/audit", list_audit)
+ENDPOINTS = [
+    Endpoint("GET", "/api/v1/audit", list_audit, "The audit trail, newest first (administrators)", scope="admin",
+             params=(Param("actor"), Param("action", description="exact, or a prefix ending in '.'"),
+                     Param("team"), Param("target"),
+                     Param("since", schema={"type": "string", "format": "date-time"}),
+                     Param("until", schema={"type": "string", "format": "date-time"}),
+                     Param("limit", schema={"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
+                     Param("cursor", description="`next_cursor` of the previous page")), tag="audit"),
+]

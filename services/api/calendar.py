@@ -22,6 +22,7 @@ from tocsin.api.context import Context
 from tocsin.events.base import utcnow
 from tocsin.events.config import hash_token
 from tocsin.events.directory import Directory
+from tocsin.events.openapi import Endpoint
 from tocsin.events.schedule import Shift
 from tocsin.events.web import ApiError
 
@@ -89,5 +90,7 @@ async def feed(request: web.Request) -> web.Response:
                         headers={"Cache-Control": "private, max-age=300", "Referrer-Policy": "no-referrer"})
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/calendar/{token}.ics", feed)
+ENDPOINTS = [
+    Endpoint("GET", "/api/v1/calendar/{token}.ics", feed, "An iCalendar feed of shifts (the URL is the secret)",
+             content="text/calendar", errors=(404,), tag="on call"),
+]

@@ -1,10 +1,15 @@
 """Apply a validated config: merge with what is there (or replace, with `prune`), keep route tokens as
-hashes, store the revision and publish it so every service picks it up. All or nothing."""
+hashes, store the revision and publish it so every service picks it up. All or nothing.
+
+Every change goes through here, whole files (`apply`) and single objects from the API (`change`): each
+makes a new revision validated whole, so an invalid change changes nothing. Secrets are sealed in the
+stored document and on the CONFIG stream; `current` opens them, so merging compares plain values.
+"""
 
 from __future__ import annotations
 
-import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +21,7 @@ from tocsin.events.base import new_id, utcnow
 from tocsin.events.bus import Bus
 from tocsin.events.config import (
     CONFIG_SUBJECT,
+    SECRET_FIELDS,
     Config,
     ConfigApplied,
     ConfigError,
@@ -23,6 +29,7 @@ from tocsin.events.config import (
     hash_token,
     validate,
 )
+from tocsin.events.sealing import MASK, Sealer
 
 COLLECTIONS = ("providers", "users", "channels", "teams", "routes", "hosts", "thresholds")
 
@@ -34,11 +41,45 @@ class ApplyResult:
     changed: bool = True
 
 
-async def current(conn: asyncpg.Connection) -> tuple[int, Config]:
+class RevisionConflict(Exception):
+    """The config changed since the revision the caller read (If-Match)."""
+
+
+async def current(conn: asyncpg.Connection, sealer: Sealer | None = None) -> tuple[int, Config]:
+    """The applied revision and config, its secrets unsealed."""
     row = await conn.fetchrow("SELECT revision, document FROM api_config_revisions ORDER BY revision DESC LIMIT 1")
     if row is None:
         return 0, Config()
-    return row["revision"], msgspec.json.decode(row["document"], type=Config)
+    return row["revision"], (sealer or Sealer.from_env()).unseal_config(
+        msgspec.json.decode(row["document"], type=Config))
+
+
+def restore_masked(new: Config, old: Config) -> tuple[Config, list[tuple[str, str]]]:
+    """A secret sent back as the mask (what GET and export show) keeps the stored value at the same place;
+    a mask where nothing is stored is an error (the real value never reached this side)."""
+    errors: list[tuple[str, str]] = []
+    old_doc = msgspec.to_builtins(old)
+
+    def walk(value: Any, before: Any, path: str) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                prior = before.get(k) if isinstance(before, dict) else None
+                sub = f"{path}.{k}" if path else str(k)
+                if k in SECRET_FIELDS and v == MASK:
+                    if prior in (None, "", MASK):
+                        errors.append((sub, "is the mask ******** but no value is stored here; send the secret"))
+                    out[k] = prior
+                else:
+                    out[k] = walk(v, prior, sub)
+            return out
+        if isinstance(value, list):
+            return [walk(v, before[i] if isinstance(before, list) and i < len(before) else None, f"{path}[{i}]")
+                    for i, v in enumerate(value)]
+        return value
+
+    doc = walk(msgspec.to_builtins(new), old_doc, "")
+    return (new if errors else msgspec.convert(doc, Config)), errors
 
 
 def merge(old: Config, new: ConfigFile) -> Config:
@@ -75,8 +116,16 @@ def _with_token_hashes(config: Config, old: Config) -> tuple[Config, dict[str, s
     return msgspec.structs.replace(config, routes=routes), new_tokens
 
 
-async def apply(pool: asyncpg.Pool, bus: Bus, config: ConfigFile, *, by: str = "", via: str = "") -> ApplyResult:
-    result = await _apply(pool, bus, config, by=by)
+async def apply(pool: asyncpg.Pool, bus: Bus, config: ConfigFile, *, by: str = "", via: str = "",
+                sealer: Sealer | None = None) -> ApplyResult:
+    """Apply a file: what it names replaces what was there (all of it with `prune`)."""
+    return await change(pool, bus, lambda old: merge(old, config), by=by, via=via, sealer=sealer)
+
+
+async def change(pool: asyncpg.Pool, bus: Bus, edit: Callable[[Config], Config], *, by: str = "",
+                 via: str = "", expected: int | None = None, sealer: Sealer | None = None) -> ApplyResult:
+    """Make a new revision from the current config by `edit`; see _change. A change is audited."""
+    result = await _change(pool, bus, edit, by=by, expected=expected, sealer=sealer)
     if result.changed:
         await _audit(bus, by, via, "config.applied", target=str(result.revision),
                      details={"revision": result.revision, "new_route_tokens": sorted(result.new_tokens)})
@@ -91,28 +140,33 @@ async def _audit(bus: Bus, actor: str, via: str, action: str, *, target: str, te
                                                            details=details))
 
 
-async def _apply(pool: asyncpg.Pool, bus: Bus, config: ConfigFile, *, by: str) -> ApplyResult:
+async def _change(pool: asyncpg.Pool, bus: Bus, edit: Callable[[Config], Config], *, by: str = "",
+                  expected: int | None = None, sealer: Sealer | None = None) -> ApplyResult:
+    """Make a new revision from the current config by `edit` (which may raise to refuse), validated
+    whole. `expected` is the revision the caller read: another revision since is a RevisionConflict."""
+    sealer = sealer or Sealer.from_env()
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(727002)")
-        revision, old = await current(conn)
-        merged, new_tokens = _with_token_hashes(merge(old, config), old)
+        revision, old = await current(conn, sealer)
+        if expected is not None and expected != revision:
+            raise RevisionConflict(f"the config is at revision {revision}, not {expected}; read it again")
+        edited, errors = restore_masked(edit(old), old)
+        if errors:
+            raise ConfigError(errors)
+        merged, new_tokens = _with_token_hashes(edited, old)
         errors = validate(merged)
         if errors:
             raise ConfigError(errors)
-        document = msgspec.json.encode(merged).decode()
-        if revision and not new_tokens and json.loads(document) == msgspec.to_builtins(old):
+        if revision and not new_tokens and msgspec.to_builtins(merged) == msgspec.to_builtins(old):
             return ApplyResult(revision=revision, changed=False)
-        revision = await _store(conn, bus, merged, document, by)
+        sealed = sealer.seal_config(merged)
+        revision = await conn.fetchval(
+            "INSERT INTO api_config_revisions (document, applied_by) VALUES ($1, $2) RETURNING revision",
+            msgspec.json.encode(sealed).decode(), by)
+        # Published inside the transaction: if the bus does not take it, no revision is recorded either.
+        await bus.publish(CONFIG_SUBJECT, ConfigApplied(id=new_id(), at=utcnow(), revision=revision,
+                                                        config=sealed))
     return ApplyResult(revision=revision, new_tokens=new_tokens)
-
-
-async def _store(conn: asyncpg.Connection, bus: Bus, merged: Config, document: str, by: str) -> int:
-    revision: int = await conn.fetchval(
-        "INSERT INTO api_config_revisions (document, applied_by) VALUES ($1, $2) RETURNING revision",
-        document, by)
-    # Published inside the transaction: if the bus does not take it, no revision is recorded either.
-    await bus.publish(CONFIG_SUBJECT, ConfigApplied(id=new_id(), at=utcnow(), revision=revision, config=merged))
-    return revision
 
 
 class UnknownRoute(LookupError):
@@ -120,21 +174,23 @@ class UnknownRoute(LookupError):
 
 
 async def regenerate_route_token(pool: asyncpg.Pool, bus: Bus, route: str, *, by: str, via: str,
-                                 team_check: Any = None) -> tuple[int, str]:
+                                 team_check: Callable[[str], None] | None = None,
+                                 sealer: Sealer | None = None) -> tuple[int, str]:
     """A new intake token for `route` (the old one stops working as soon as the services load the new
     revision). `team_check(team)` runs under the lock, on the route as it is then. Returns (revision, token)."""
     token = secrets.token_urlsafe(24)
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(727002)")
-        _, old = await current(conn)
+    team = ""
+
+    def edit(old: Config) -> Config:
+        nonlocal team
         if route not in old.routes:
             raise UnknownRoute(route)
+        team = old.routes[route].team
         if team_check is not None:
-            team_check(old.routes[route].team)
-        routes = {**old.routes, route: msgspec.structs.replace(old.routes[route], token="",
-                                                               token_sha256=hash_token(token))}
-        merged = msgspec.structs.replace(old, routes=routes)
-        revision = await _store(conn, bus, merged, msgspec.json.encode(merged).decode(), by)
-    await _audit(bus, by, via, "route.token_regenerated", target=route, team=old.routes[route].team,
-                 details={"revision": revision})
-    return revision, token
+            team_check(team)
+        routes = {**old.routes, route: msgspec.structs.replace(old.routes[route], token=token, token_sha256="")}
+        return msgspec.structs.replace(old, routes=routes)
+    result = await _change(pool, bus, edit, by=by, sealer=sealer)
+    await _audit(bus, by, via, "route.token_regenerated", target=route, team=team,
+                 details={"revision": result.revision})
+    return result.revision, token

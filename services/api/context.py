@@ -12,6 +12,7 @@ from tocsin.api.settings import Settings
 from tocsin.events.bus import Bus
 from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.repository import IncidentRepository
+from tocsin.events.sealing import Sealer
 from tocsin.events.web import ApiError
 
 
@@ -52,6 +53,13 @@ class Context:
     @property
     def repo(self) -> IncidentRepository:
         return self._need(self._repo)  # type: ignore[return-value]
+
+    @property
+    def sealer(self) -> Sealer:
+        """Seals and opens secrets at rest, with the installation's key."""
+        if "sealer" not in self.extra:
+            self.extra["sealer"] = Sealer(self.settings.secret_key)
+        return self.extra["sealer"]  # type: ignore[return-value]
 
     async def caller(self, request: web.Request) -> Caller:
         """Who is asking (401 if nobody; 403 for a cookie write without the CSRF token). See access.py."""

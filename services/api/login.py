@@ -22,6 +22,7 @@ from aiohttp import web
 from tocsin.api import audit, sessions, users
 from tocsin.api.access import Caller, caller_for
 from tocsin.api.context import Context
+from tocsin.events.openapi import Endpoint
 from tocsin.events.web import ApiError, read_json_body
 
 log = logging.getLogger("tocsin.api.login")
@@ -171,8 +172,13 @@ async def change_password(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/api/v1/auth/login", login)
-    app.router.add_post("/api/v1/auth/logout", logout)
-    app.router.add_get("/api/v1/me", me)
-    app.router.add_post("/api/v1/me/password", change_password)
+ENDPOINTS = [
+    Endpoint("POST", "/api/v1/auth/login", login, "Sign in with a password: a session cookie and its CSRF token",
+             request=Credentials, errors=(401, 429), tag="sign-in"),
+    Endpoint("POST", "/api/v1/auth/logout", logout, "End this session (revoked on the server)", scope="",
+             request_required=False, responses={204: None}, errors=(400,), tag="sign-in"),
+    Endpoint("GET", "/api/v1/me", me, "Who is calling: roles, teams, scopes, and a session's CSRF token", scope="",
+             tag="sign-in"),
+    Endpoint("POST", "/api/v1/me/password", change_password, "Change one's own password (the others' sessions end)",
+             scope="", request=PasswordChange, responses={204: None}, errors=(429,), tag="sign-in"),
+]

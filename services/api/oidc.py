@@ -33,6 +33,7 @@ from tocsin.api.access import caller_for
 from tocsin.api.context import Context
 from tocsin.api.login import open_session, set_cookie
 from tocsin.events.config import Oidc
+from tocsin.events.openapi import Endpoint, Param
 from tocsin.events.signing import BadSignature, sign, verify
 from tocsin.events.web import ApiError
 
@@ -157,8 +158,9 @@ async def _exchange(ctx: Context, oidc: Oidc, meta: dict[str, Any], code: str, v
             "code_verifier": verifier, "client_id": oidc.client_id}
     headers = {"Accept": "application/json"}
     if oidc.client_secret:
-        # client_secret_basic: each part form-encoded first (RFC 6749 section 2.3.1).
-        pair = f"{quote(oidc.client_id, safe='')}:{quote(oidc.client_secret, safe='')}"
+        # client_secret_basic: each part form-encoded first (RFC 6749 section 2.3.1). Sealed at rest.
+        secret = ctx.sealer.unseal(oidc.client_secret)
+        pair = f"{quote(oidc.client_id, safe='')}:{quote(secret, safe='')}"
         headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
     async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http, \
             http.post(meta["token_endpoint"], data=form, headers=headers) as resp:
@@ -241,6 +243,11 @@ async def _person(ctx: Context, oidc: Oidc, claims: dict[str, Any]) -> str:
     return person.username
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/auth/oidc/login", start)
-    app.router.add_get("/api/v1/auth/oidc/callback", callback)
+ENDPOINTS = [
+    Endpoint("GET", "/api/v1/auth/oidc/login", start, "Single sign-on: go to the identity provider",
+             responses={302: None}, errors=(404, 502), params=(Param("next", description="a path to return to"),),
+             tag="sign-in", operation="oidc_login"),
+    Endpoint("GET", "/api/v1/auth/oidc/callback", callback, "Single sign-on: back from the identity provider",
+             responses={302: None}, errors=(400, 401, 404), params=(Param("code"), Param("state")), tag="sign-in",
+             operation="oidc_callback"),
+]

@@ -15,7 +15,7 @@ import asyncpg
 import msgspec
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from tocsin.api import stream
+from tocsin.api import stream as event_stream
 from tocsin.events import alerts, audit, deliveries, incidents
 from tocsin.events.bus import Bus
 from tocsin.events.streams import ALERTS, AUDIT, DELIVERIES, INCIDENTS
@@ -50,10 +50,11 @@ ON CONFLICT (notification_id) DO UPDATE SET
 
 
 class Projector:
-    def __init__(self, bus: Bus, pool: asyncpg.Pool, dsn: str) -> None:
+    def __init__(self, bus: Bus, pool: asyncpg.Pool, dsn: str, *, notify: bool = True) -> None:
         self.bus = bus
         self.pool = pool
         self.dsn = dsn
+        self.notify = notify     # tell /api/v1/stream listeners of each change (not during a rebuild)
 
     async def run(self) -> None:
         """Project until cancelled. One projector at a time across API replicas (a Postgres advisory lock
@@ -116,18 +117,18 @@ class Projector:
             fresh = [(seq, data) for seq, data in items if seq > last]
             if not fresh:
                 return
-            if stream == INCIDENTS.name:
-                await self._incidents(conn, fresh)
-            elif stream == ALERTS.name:
-                await self._alerts(conn, fresh)
-            elif stream == DELIVERIES.name:
-                await self._deliveries(conn, fresh)
-            elif stream == AUDIT.name:
-                await self._audit(conn, fresh)
-            top = max(seq for seq, _ in fresh)
-            await conn.execute(
-                "INSERT INTO api_projection_offsets (stream, last_seq) VALUES ($1, $2) "
-                "ON CONFLICT (stream) DO UPDATE SET last_seq = EXCLUDED.last_seq", stream, top)
+            await self.apply_in(conn, stream, fresh)
+            await _set_offset(conn, stream, max(seq for seq, _ in fresh))
+
+    async def apply_in(self, conn: asyncpg.Connection, stream: str, items: list[tuple[int, bytes]]) -> None:
+        if stream == INCIDENTS.name:
+            await self._incidents(conn, items)
+        elif stream == ALERTS.name:
+            await self._alerts(conn, items)
+        elif stream == DELIVERIES.name:
+            await self._deliveries(conn, items)
+        elif stream == AUDIT.name:
+            await self._audit(conn, items)
 
     def _decoded(self, stream: str, items: list[tuple[int, bytes]], decoder: msgspec.json.Decoder[Any]) -> list[
             tuple[int, bytes, Any]]:
@@ -168,7 +169,8 @@ class Projector:
         await conn.executemany(
             "INSERT INTO api_incident_events (incident_id, seq, version, type, at, body) "
             "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING", timeline)
-        await _notify(conn, "incident", changed)
+        if self.notify:
+            await _notify(conn, "incident", changed)
 
     async def _alerts(self, conn: asyncpg.Connection, items: list[tuple[int, bytes]]) -> None:
         await conn.executemany(
@@ -191,7 +193,8 @@ class Projector:
                          status, attempts, provider_id, error, event.at))
         # In stream order: one notification's later event wins (executemany runs the rows in order).
         await conn.executemany(UPSERT_DELIVERY, rows)
-        await _notify(conn, "delivery", {row[1] for row in rows})
+        if self.notify:
+            await _notify(conn, "delivery", {row[1] for row in rows})
 
     async def _audit(self, conn: asyncpg.Connection, items: list[tuple[int, bytes]]) -> None:
         await conn.executemany(
@@ -206,7 +209,56 @@ async def _notify(conn: asyncpg.Connection, kind: str, incident_ids: set[str]) -
     Postgres delivers it only after the commit, so a listener always reads the change it is told about."""
     if incident_ids:
         await conn.executemany("SELECT pg_notify($1, $2)",
-                               [(stream.CHANNEL, stream.notice(kind, i)) for i in sorted(incident_ids)])
+                               [(event_stream.CHANNEL, event_stream.notice(kind, i)) for i in sorted(incident_ids)])
+
+
+async def _set_offset(conn: asyncpg.Connection, stream: str, seq: int) -> None:
+    await conn.execute("INSERT INTO api_projection_offsets (stream, last_seq) VALUES ($1, $2) "
+                       "ON CONFLICT (stream) DO UPDATE SET last_seq = EXCLUDED.last_seq", stream, seq)
+
+
+# The offsets first: a running projector locks its offset row before it writes the read models, so taking
+# the tables in this order waits for its batch instead of deadlocking with it.
+READ_MODELS = ("api_projection_offsets", "api_incidents", "api_incident_events", "api_deliveries", "api_alerts",
+               "api_audit")
+
+
+async def rebuild(bus: Bus, pool: asyncpg.Pool, batch: int = 500) -> dict[str, int]:
+    """Drop the read models and replay them from the streams; returns the events replayed per stream.
+
+    One transaction: nobody sees the read models half-built, and a projector running meanwhile (under
+    `tocsin up`) waits on the table locks, then goes on from the offsets written here, skipping what
+    the rebuild already replayed."""
+    projector = Projector(bus, pool, "", notify=False)   # replaying yields the same state: nothing to tell
+    counts: dict[str, int] = {}
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"TRUNCATE {', '.join(READ_MODELS)}")
+        for stream in STREAMS:
+            info = await bus.js.stream_info(stream)
+            top, counts[stream] = info.state.last_seq, 0
+            if not info.state.messages:
+                await _set_offset(conn, stream, top)
+                continue
+            sub = await bus.js.subscribe(f"{stream.lower()}.>", stream=stream, ordered_consumer=True,
+                                         pending_msgs_limit=100_000,
+                                         config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
+            try:
+                items: list[tuple[int, bytes]] = []
+                seq = 0
+                while seq < top:
+                    msg = await sub.next_msg(timeout=30)
+                    seq = msg.metadata.sequence.stream
+                    if seq <= top:
+                        items.append((seq, msg.data))
+                    if len(items) >= batch or seq >= top:
+                        await projector.apply_in(conn, stream, items)
+                        counts[stream] += len(items)
+                        items = []
+            finally:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+            await _set_offset(conn, stream, top)
+    return counts
 
 
 async def _watch(leader: asyncpg.Connection) -> None:

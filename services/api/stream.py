@@ -21,13 +21,15 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
+import msgspec
 from aiohttp import web
 
 from tocsin.api.context import Context
 from tocsin.api.incidents import view
+from tocsin.events.openapi import Endpoint
 from tocsin.events.web import ApiError
 
 log = logging.getLogger("tocsin.api.stream")
@@ -139,7 +141,8 @@ class Broadcaster:
                 continue
             if row is None:
                 continue
-            data = view(row) if kind == "incident" else {"incident_id": incident_id}
+            # The list shape, encoded as the API encodes it (msgspec: times as RFC 3339).
+            data = msgspec.to_builtins(view(row)) if kind == "incident" else {"incident_id": incident_id}
             event = {"event": kind, "team": row["team"], "data": data}
             for queue in list(self.queues):
                 try:
@@ -203,5 +206,19 @@ def install(app: web.Application, heartbeat: float = 15) -> Broadcaster:
     async def end_streams(app: web.Application) -> None:
         broadcaster.close_streams()
     app.on_shutdown.append(end_streams)
-    app.router.add_get("/api/v1/stream", stream)
     return broadcaster
+
+
+class StreamEvent(msgspec.Struct, kw_only=True):
+    """One server-sent event; `data` is JSON: `{"heartbeat"}`, an incident in the list shape, or
+    `{"incident_id"}`."""
+
+    event: Literal["hello", "incident", "delivery"]
+    data: str
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/api/v1/stream", stream, "Incident changes as server-sent events", scope="incidents:read",
+             team="each incident's team (filtered to the caller's)", content="text/event-stream",
+             responses={200: StreamEvent}, errors=(503,), tag="incidents"),
+]

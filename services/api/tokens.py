@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -20,6 +21,7 @@ from tocsin.api.context import Context
 from tocsin.api.login import read_struct
 from tocsin.events.base import new_id
 from tocsin.events.config import hash_token
+from tocsin.events.openapi import Endpoint
 from tocsin.events.web import ApiError
 
 FEED_PREFIX = "tcf_"
@@ -77,14 +79,14 @@ async def revoke_token(request: web.Request) -> web.Response:
 async def regenerate_route_token(request: web.Request) -> web.Response:
     ctx = Context.of(request)
     caller = await ctx.caller(request)
-    name = request.match_info["name"]
+    name = request.match_info["route"]
 
     def may(team: str) -> None:
         caller.require_team(team, "owner", "config:write", what="route")
     caller.require("config:write")
     try:
-        revision, token = await config_store.regenerate_route_token(ctx.pool, ctx.bus, name, by=caller.user,
-                                                                    via=caller.via, team_check=may)
+        revision, token = await config_store.regenerate_route_token(
+            ctx.pool, ctx.bus, name, by=caller.user, via=caller.via, team_check=may, sealer=ctx.sealer)
     except config_store.UnknownRoute:
         raise ApiError(404, "no such route") from None
     return web.json_response({"route": name, "token": token, "revision": revision},
@@ -132,11 +134,19 @@ async def revoke_feed(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/me/tokens", list_tokens)
-    app.router.add_post("/api/v1/me/tokens", create_token)
-    app.router.add_delete("/api/v1/me/tokens/{id}", revoke_token)
-    app.router.add_get("/api/v1/me/feeds", list_feeds)
-    app.router.add_post("/api/v1/me/feeds", create_feed)
-    app.router.add_delete("/api/v1/me/feeds/{id}", revoke_feed)
-    app.router.add_post("/api/v1/routes/{name}/token", regenerate_route_token)
+_MINE: dict[str, Any] = {"scope": "", "tag": "tokens and feeds"}
+ENDPOINTS = [
+    Endpoint("GET", "/api/v1/me/tokens", list_tokens, "The caller's tokens (never the secret)", **_MINE),
+    Endpoint("POST", "/api/v1/me/tokens", create_token, "A new personal token, shown once", request=NewToken,
+             responses={201: None}, **_MINE),
+    Endpoint("DELETE", "/api/v1/me/tokens/{id}", revoke_token, "Revoke one of the caller's tokens",
+             responses={204: None}, errors=(404,), **_MINE),
+    Endpoint("GET", "/api/v1/me/feeds", list_feeds, "The caller's calendar feeds (without their URLs)", **_MINE),
+    Endpoint("POST", "/api/v1/me/feeds", create_feed, "A calendar feed URL of the caller's or a team's shifts",
+             request=NewFeed, responses={201: None}, errors=(404,), scope="incidents:read", tag="tokens and feeds"),
+    Endpoint("DELETE", "/api/v1/me/feeds/{id}", revoke_feed, "Revoke a calendar feed", responses={204: None},
+             errors=(404,), **_MINE),
+    Endpoint("POST", "/api/v1/routes/{route}/token", regenerate_route_token,
+             "A new intake token for a route (the old one stops working)", scope="config:write",
+             team="route", errors=(404,), tag="config objects"),
+]

@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 
 from aiohttp import web
 
+from tocsin.events.openapi import Endpoint, Param
 from tocsin.events.web import ApiError
 
 TYPES = {
@@ -111,8 +112,23 @@ async def asset(request: web.Request) -> web.Response:
     return web.Response(body=found.body, headers={**headers, "Content-Type": found.content_type})
 
 
-def add_routes(app: web.Application) -> None:
+def load(app: web.Application) -> None:
+    """Read the UI files onto the app (once, at start)."""
     app[ASSETS] = Assets.load()
-    for path in PAGES:
-        app.router.add_get(path, page)
-    app.router.add_get("/ui/{version}/{name:.+}", asset)
+
+
+def _operation(path: str) -> str:
+    return "ui_page_" + (path.strip("/").replace("/{id}", "_item").replace("/", "_") or "home")
+
+
+# Declared in the route registry like every path (so the OpenAPI document lists exactly what is served).
+ENDPOINTS = [
+    *(Endpoint("GET", path, page, "The web UI's page (the client-side router draws this path)",
+               content="text/html", tag="ui", operation=_operation(path),
+               params=(Param("id", "path"),) if "{id}" in path else ())
+      for path in PAGES),
+    Endpoint("GET", "/ui/{version}/{name:.+}", asset, "The web UI's scripts, style and icon", content="text/plain",
+             errors=(404,), tag="ui", params=(
+                 Param("version", "path", description="the hash of the UI files the page names"),
+                 Param("name", "path", description="a file, e.g. app.js or pages/home.js"))),
+]

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from aiohttp import web
 from opentelemetry import trace
 
-from tocsin.events import alerts
+from tocsin.events import alerts, openapi
 from tocsin.events.base import new_id, utcnow
 from tocsin.events.bus import Bus
 from tocsin.events.config import Route
 from tocsin.events.configbus import ConfigWatcher
+from tocsin.events.metrics import ALERTS_RECEIVED, http_metrics, metrics_page
 from tocsin.events.observability import tracer
+from tocsin.events.openapi import Endpoint, Param, respond
 from tocsin.events.web import ApiError, error_middleware, read_json_body
 from tocsin.intake.settings import Settings
 from tocsin.intake.sources import PARSERS, Incoming, PayloadError, SignatureError
@@ -59,6 +63,44 @@ def bearer_token(request: web.Request) -> str:
     return request.query.get("token", "")
 
 
+AnyJson = dict[str, Any]   # each source's own body; the parsers check it
+
+
+class AcceptedAlert(msgspec.Struct, kw_only=True):
+    alert_id: str
+    dedup_key: str
+
+
+class Accepted(msgspec.Struct, kw_only=True):
+    accepted: int
+    alerts: list[AcceptedAlert]
+
+
+class Enqueued(msgspec.Struct, kw_only=True):
+    status: str
+    message: str
+    dedup_key: str
+
+
+OUTCOMES = {401: "unauthorized", 403: "forbidden", 404: "unknown_source", 413: "too_large", 415: "invalid",
+            422: "invalid", 429: "rate_limited", 503: "unavailable"}
+
+
+def counted(handler: Callable[[web.Request], Awaitable[web.Response]]) -> Callable[
+        [web.Request], Awaitable[web.Response]]:
+    """Count refused requests by source and why (accepted alerts are counted where they are accepted)."""
+    @functools.wraps(handler)
+    async def run(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            source = request.match_info.get("source", "pagerduty")
+            ALERTS_RECEIVED.inc(source=source if source in PARSERS else "unknown",
+                                outcome=OUTCOMES.get(exc.status, str(exc.status)))
+            raise
+    return run
+
+
 class Intake:
     """The intake's state: its bus connection and config view are attached once they are open."""
 
@@ -85,9 +127,22 @@ class Intake:
         return self._config
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_post("/api/v1/intake/{source}", self.receive)
-        app.router.add_post("/api/v1/intake/{source}/{rest:.*}", self.receive)
-        app.router.add_post("/v2/enqueue", self.enqueue)   # PagerDuty's own path, for a drop-in URL change
+        """Through the route registry, so the intake's paths are in the API's OpenAPI document too."""
+        source = Param("source", "path", schema={"enum": sorted(PARSERS)})
+        token = Param("token", description="the route's token, for tools that cannot set a header")
+        errors = (401, 403, 404, 413, 415, 422, 429)
+        openapi.install(app, [
+            Endpoint("POST", "/api/v1/intake/{source}", counted(self.receive), "An alert from a monitoring tool",
+                     request=AnyJson, responses={202: Accepted}, errors=errors, params=(source, token),
+                     tag="intake", operation="intake"),
+            Endpoint("POST", "/api/v1/intake/{source}/{rest:.*}", counted(self.receive),
+                     "The same, for tools that add to the URL", request=AnyJson, responses={202: Accepted},
+                     errors=errors, params=(source, token), tag="intake", operation="intake_with_suffix"),
+            # PagerDuty's own path, for a drop-in URL change.
+            Endpoint("POST", "/v2/enqueue", counted(self.enqueue),
+                     "PagerDuty Events API v2 (routing_key = route token)", request=AnyJson,
+                     responses={202: Enqueued}, errors=errors, tag="intake"),
+        ])
 
     async def receive(self, request: web.Request) -> web.Response:
         source = request.match_info["source"]
@@ -96,10 +151,9 @@ class Intake:
         route_name, route = self._route(bearer_token(request), source)
         body = await read_json_body(request, route.max_body_bytes or self.settings.max_body_bytes)
         events = await self._accept(request, source, route_name, route, body)
-        return web.json_response(
-            {"accepted": len(events),
-             "alerts": [{"alert_id": e.aggregate_id, "dedup_key": e.dedup_key} for e in events]},
-            status=202)
+        ALERTS_RECEIVED.inc(len(events), source=source, outcome="accepted")
+        return respond(Accepted(accepted=len(events), alerts=[
+            AcceptedAlert(alert_id=e.aggregate_id, dedup_key=e.dedup_key) for e in events]), status=202)
 
     async def enqueue(self, request: web.Request) -> web.Response:
         """PagerDuty Events API v2 at PagerDuty's path. The route token is the body's `routing_key`, so the
@@ -117,9 +171,9 @@ class Intake:
         if len(body) > limit:
             raise ApiError(413, f"body is larger than {limit} bytes")
         events = await self._accept(request, "pagerduty", route_name, route, body)
-        return web.json_response(
-            {"status": "success", "message": "Event processed",
-             "dedup_key": events[0].dedup_key if events else ""}, status=202)
+        ALERTS_RECEIVED.inc(len(events), source="pagerduty", outcome="accepted")
+        return respond(Enqueued(status="success", message="Event processed",
+                                dedup_key=events[0].dedup_key if events else ""), status=202)
 
     def _route(self, token: str, source: str) -> tuple[str, Route]:
         """The route of a token: 401 when there is none, 403 when it is a route of another source."""
@@ -200,9 +254,11 @@ def add_health(app: web.Application, bus: Callable[[], Bus | None]) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     """The intake as its own process: its own listener, bus connection and config view."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes + 1024)
+    app = web.Application(middlewares=[http_metrics, error_middleware],
+                          client_max_size=settings.max_body_bytes + 1024)
     intake = Intake(settings)
     intake.add_routes(app)
+    app.router.add_get("/metrics", metrics_page)   # this process's own (`tocsin up` serves one for all)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         bus = await Bus.connect(settings.nats_url, "tocsin-intake")

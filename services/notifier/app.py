@@ -19,8 +19,10 @@ from tocsin.events.bus import Bus, consume, decode_or_drop, extract_context
 from tocsin.events.config import SECRET_FIELDS
 from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.directory import Directory
+from tocsin.events.metrics import DELIVERIES
 from tocsin.events.notify import NotificationRequested
 from tocsin.events.observability import tracer
+from tocsin.events.sealing import Sealer
 from tocsin.events.streams import DELIVERY_LEDGER_BUCKET, notifier_consumer
 from tocsin.notifier.channels import REGISTRY
 from tocsin.notifier.channels.base import ActionLinks, Channel, DeliveryResult, Target
@@ -32,8 +34,10 @@ log = logging.getLogger("tocsin.notifier")
 _tracer = tracer("notifier")
 
 
-def target_for(directory: Directory, message: NotificationRequested) -> Target:
-    """The command's public fields, completed with the secrets held in this notifier's config view."""
+def target_for(directory: Directory, message: NotificationRequested, sealer: Sealer | None = None) -> Target:
+    """The command's public fields, completed with the secrets held in this notifier's config view (sealed
+    at rest and on the stream: opened here, the one service that uses them)."""
+    open_ = sealer.unseal if sealer is not None else str
     config = directory.config
     secrets: dict[str, Any] = {}
     user, _, contact = message.channel.partition("/")
@@ -42,8 +46,9 @@ def target_for(directory: Directory, message: NotificationRequested) -> Target:
     elif message.channel in config.channels:
         secrets = config.channels[message.channel]
     fields = dict(message.destination)
-    fields.update({k: str(v) for k, v in secrets.items() if k in SECRET_FIELDS and v})
-    provider = {k: str(v) for k, v in config.providers.get(message.channel_kind, {}).items()}
+    fields.update({k: open_(str(v)) for k, v in secrets.items() if k in SECRET_FIELDS and v})
+    provider = {k: open_(str(v)) if k in SECRET_FIELDS else str(v)
+                for k, v in config.providers.get(message.channel_kind, {}).items()}
     return Target(fields=fields, provider=provider)
 
 
@@ -54,6 +59,7 @@ class Notifier:
         self.config = config
         self.kinds = settings.kinds or tuple(REGISTRY)
         self.links = ActionLinks(settings.public_url, settings.secret_key)
+        self.sealer = Sealer(settings.secret_key) if settings.secret_key else None
         unknown = [k for k in self.kinds if k not in REGISTRY]
         if unknown:
             raise ValueError(f"unknown channel kinds: {', '.join(unknown)} (known: {', '.join(REGISTRY)})")
@@ -132,18 +138,20 @@ class Notifier:
                 channel=message.channel, user=message.user, attempt=attempts, outcome="retry",
                 error=result.error))])
             await msg.nak(delay=min(300.0, 2.0 ** min(delivery_count, 8)))
+            DELIVERIES.inc(channel_kind=message.channel_kind, outcome="retry")
             return
         else:
             done = Entry(state="failed", attempts=attempts, error=result.error)
         await self.ledger.put(message.id, done)
         await self._record(message, done)
+        DELIVERIES.inc(channel_kind=message.channel_kind, outcome=done.state)
         if msg is not None:
             await msg.ack()
 
     async def _send_with_retries(self, message: NotificationRequested,
                                  msg: Msg | None) -> tuple[DeliveryResult, int]:
         channel = self.channel(message.channel_kind)
-        target = target_for(self.config.directory, message)
+        target = target_for(self.config.directory, message, self.sealer)
         tries = 0
 
         async def once() -> DeliveryResult:

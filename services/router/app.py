@@ -134,13 +134,15 @@ class Router:
     async def on_alert(self, alert: alerts.AlertReceived) -> None:
         directory = self.config.directory
         route = directory.config.routes.get(alert.route)
-        if route is None or route.team not in directory.config.teams:
+        # A manual incident names its team in its route (POST /api/v1/incidents).
+        team = route.team if route is not None else alerts.manual_team(alert.route)
+        if team is None or team not in directory.config.teams:
             log.warning("alert %s: route %r is not configured; not paged", alert.id, alert.route)
             return
         # Matchers decide what may open an incident; a resolve or an acknowledgement (which often carries
         # no labels: PagerDuty, Opsgenie) always reaches the incident its dedup key names.
         opening = alert.status == "firing" and not alert.acknowledge
-        if opening and route.match and not matches(route.match, alert.labels):
+        if opening and route is not None and route.match and not matches(route.match, alert.labels):
             log.info("alert %s: labels do not match route %s; not paged", alert.id, alert.route)
             return
         key = f"{alert.route}.{hashlib.sha256(self.incident_key(alert).encode()).hexdigest()[:40]}"
@@ -151,7 +153,7 @@ class Router:
                 state, _ = await self.repo.load(slot.incident_id)
                 if state is None:
                     # Claimed by a try that stopped before opening: open it now, under the claimed number.
-                    await self._open(slot, alert, route.team)
+                    await self._open(slot, alert, team)
                     return
                 if state.status != "resolved":
                     await self._attach(state, alert)
@@ -175,7 +177,7 @@ class Router:
                 if "wrong last sequence" in str(exc).lower() or getattr(exc, "err_code", 0) == 10071:
                     continue
                 raise
-            await self._open(new_slot, alert, route.team)
+            await self._open(new_slot, alert, team)
             return
         raise RuntimeError(f"alert {alert.id}: could not settle the dedup slot {key}")
 

@@ -17,6 +17,7 @@ from tocsin.events import incidents, pg, timers
 from tocsin.events.base import utcnow
 from tocsin.events.bus import Bus, consume
 from tocsin.events.configbus import ConfigWatcher
+from tocsin.events.metrics import TIMER_LATENESS
 from tocsin.events.streams import SCHEDULER_INCIDENTS, SCHEDULER_REQUESTS
 from tocsin.scheduler.modules import shift_reminders
 from tocsin.scheduler.modules import timers as timers_module
@@ -126,6 +127,8 @@ class Scheduler:
                 await shift_reminders.tick(conn, self.bus, self.config.directory, self.clock(),
                                            self._shifts_known)
         self.lateness = (self.lateness + late)[-10_000:]
+        for seconds in late:
+            TIMER_LATENESS.observe(seconds)
         return len(late)
 
     async def _ticker(self) -> None:

@@ -27,7 +27,7 @@ export async function render(main) {
   const open = new Map();
   const drawn = new Map();
   const draw = () => {
-    const items = [...open.values()].sort((a, b) => b.created_at.localeCompare(a.created_at));
+    const items = [...open.values()].sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at));
     reconcile(list, items, (inc) => incidentItem(inc, { quick: true }), drawn);
     const none = listBox.querySelector(".empty");
     if (none) none.remove();

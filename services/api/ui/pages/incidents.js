@@ -40,7 +40,7 @@ export async function render(main, { query, navigate }) {
   const drawn = new Map();
   const matches = (inc) => (!status || inc.status === status) && (!team || inc.team === team);
   const draw = () => {
-    const items = [...shown.values()].sort((a, b) => b.created_at.localeCompare(a.created_at));
+    const items = [...shown.values()].sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at));
     reconcile(list, items, (inc) => incidentItem(inc), drawn);
     const none = more.querySelector(".empty");
     if (none && items.length) none.remove();
