@@ -431,6 +431,11 @@ async def test_an_administrator_sees_teams_and_route_snippets(stack, browser, sh
     await expect(route).to_contain_text("webhook → team infra", timeout=WAIT)
     await expect(route.locator("pre")).to_contain_text(f"{stack.url}/api/v1/intake/webhook")
     await shots.take(page, "routes")
+    await page.get_by_role("link", name="People").click()
+    alice = page.get_by_role("region", name="Alice Example (alice)")
+    await expect(alice.locator("ul.contacts")).to_contain_text("out: log", timeout=WAIT)
+    await expect(page.get_by_role("region", name="olga")).to_contain_text("No contact methods")
+    await shots.take(page, "people")
     assert problems == []
 
 

@@ -21,6 +21,7 @@ const ROUTES = [
   [/^\/profile$/, profile, "Profile"],
   [/^\/teams$/, config.teams, "Teams"],
   [/^\/routes$/, config.routes, "Routes"],
+  [/^\/people$/, config.people, "People"],
 ];
 
 const main = document.getElementById("main");
