@@ -285,6 +285,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # so that the cleanup below runs
     for listener in ("TOCSIN_SMTP", "TOCSIN_UDP"):   # the mail and UDP intakes are not measured here
         os.environ.setdefault(listener, "off")
+    # The api and notifier refuse to start without the installation's key; a bench's stack gets a throwaway one.
+    os.environ.setdefault("TOCSIN_SECRET_KEY", "bench-" + uuid.uuid4().hex + uuid.uuid4().hex)
 
     from tocsin.cli import use_uvloop
     from tocsin.embedded import EmbeddedNats, EmbeddedPostgres, free_port

@@ -63,6 +63,7 @@ from pathlib import Path
 import msgspec
 import nats
 from measure import cpu_seconds, load_average, machine, pct
+from nats.js import JetStreamContext
 
 from tocsin.cli import use_uvloop
 from tocsin.embedded import EmbeddedNats
@@ -205,8 +206,14 @@ def summarize(samples: list[tuple[float, int, dict[str, float]]], total: int, st
     return out
 
 
+async def plain_pull(bus: Bus) -> JetStreamContext.PullSubscription:
+    """The baseline reads with nats-py's own pull subscription, not the bus's Puller: a plain client."""
+    await bus.js.add_consumer(BASELINE.stream, BASELINE.config())
+    return await bus.js.pull_subscribe_bind(BASELINE.durable, BASELINE.stream)
+
+
 async def baseline_drain(bus: Bus, total: int, nats_pid: int | None) -> dict[str, float]:
-    sub = await bus.pull(BASELINE)
+    sub = await plain_pull(bus)
     done = asyncio.Event()
 
     async def drain() -> None:
@@ -278,7 +285,7 @@ class Outputs:
 async def one_at_a_time(bus: Bus, variant: str, hot: list[str], samples: int, rng: random.Random) -> dict[str, float]:
     outputs = Outputs()
     subs = [await bus.nc.subscribe(s, cb=outputs.on_msg) for s in ("timers.requested.>", "notify.>", "incidents.>")]
-    base_sub = await bus.pull(BASELINE)
+    base_sub = await plain_pull(bus)
     await bus.nc.flush()
     router_lat: list[float] = []
     base_lat: list[float] = []

@@ -72,6 +72,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    query: str = ""
 
     def json(self) -> Any:
         import json
@@ -112,7 +113,7 @@ class FakeProvider:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         received = Received(request.method, request.path, dict(request.headers), await request.read(),
-                            time.monotonic())
+                            time.monotonic(), request.query_string)
         self.requests.append(received)
         self.arrived.set()
         answer = self.answers.pop(0) if self.answers else self.default

@@ -244,19 +244,6 @@ async def test_api_requires_a_valid_token(stack, ntfy):
         assert resp.status == 200 and (await resp.json())["postgres"] == "ok"
 
 
-async def test_a_contact_this_version_cannot_deliver_to_is_recorded_not_silently_dropped(stack, ntfy, fixtures_dir):
-    text = config(ntfy).replace(
-        "    contacts: {push: {type: ntfy, topic: alice-pages}}",
-        "    phone: '+15550003333'\n    contacts: {push: {type: ntfy, topic: alice-pages}, sms: {type: sms}}")
-    await stack.start(text)
-    items = await open_incident(stack, fixtures_dir, ntfy)
-    detail = await eventually(lambda: _timeline_has(stack, items[0]["id"], "incident.paged"))
-    [paged] = [e for e in detail["timeline"] if e["type"] == "incident.paged"]
-    assert paged["users"] == ["alice"]
-    assert paged["undeliverable"] == ["alice/sms: sms delivery is not available"]
-    assert topics(ntfy) == ["alice-pages", "alice-pages"]   # the push contact still pages
-
-
 async def test_sixteen_concurrent_identical_posts_make_one_incident(stack, ntfy):
     import asyncio
     await stack.start(config(ntfy))

@@ -15,7 +15,7 @@ from tocsin.api.projector import READ_MODELS, STREAMS, rebuild
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "rebuild-route-token-0123456789"
 KEYS = {"api_projection_offsets": "stream", "api_incidents": "id", "api_incident_events": "incident_id, seq",
-        "api_deliveries": "notification_id", "api_alerts": "id", "api_audit": "seq"}
+        "api_deliveries": "notification_id", "api_alerts": "id", "api_alert_routing": "alert_id", "api_audit": "seq"}
 
 
 def config(ntfy: FakeProvider) -> str:

@@ -8,6 +8,7 @@ if they did not exist; a caller who can see an object but may not do the thing g
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -50,6 +51,7 @@ ROTATION = {"members": ["rita"], "shift": "1d", "start": "2026-01-01T09:00"}
 ESCALATION = {"steps": [{"notify": ["rotation:primary"], "wait": "1h"}, {"notify": ["user:olga"]}]}
 INFRA = {"admins": ["olga"], "members": ["rita"], "viewers": ["vic"], "channels": ["infra-ch"],
          "rotations": {"primary": ROTATION}, "escalation": ESCALATION}
+SILENCE_ENDS = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
 OVERRIDE = {"rotation": "primary", "user": "rita", "start": "2030-01-01T00:00", "end": "2030-01-02T00:00"}
 
 CALLERS = ("admin", "owner", "responder", "viewer", "other", "noauth", "noscope")
@@ -125,6 +127,11 @@ TABLE: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("DELETE", "/api/v1/teams/infra/overrides/99", None, (404, 404, 403, 403, 403, 401, 403)),
     ("GET", "/api/v1/teams/infra/escalation", None, (200, 200, 200, 200, 200, 401, 403)),
     ("PUT", "/api/v1/teams/infra/escalation", ESCALATION, (200, 200, 403, 403, 403, 401, 403)),
+    # Silences match labels across every team: administrators make and end them.
+    ("GET", "/api/v1/silences", None, (200, 200, 200, 200, 200, 401, 403)),
+    ("POST", "/api/v1/silences", {"matchers": {"service": "nothing"}, "ends": SILENCE_ENDS},
+     (201, 403, 403, 403, 403, 401, 403)),
+    ("DELETE", "/api/v1/silences/no-such-silence", None, (404, 403, 403, 403, 403, 401, 403)),
     # Doors with credentials of their own: the caller's token neither helps nor hurts.
     ("GET", "/api/openapi.json", None, (200,) * 7),
     ("GET", "/metrics", None, (200,) * 7),

@@ -23,6 +23,7 @@ from nats.js.kv import KeyValue
 from opentelemetry import propagate
 
 from tocsin.events.base import Event
+from tocsin.events.puller import Puller, PullRefused
 from tocsin.events.streams import (
     ALL_STREAMS,
     COUNTERS_BUCKET,
@@ -148,50 +149,60 @@ class Bus:
         assert msg.seq is not None
         return msg.seq, msg.data or b""
 
-    async def pull(self, consumer: ConsumerDef) -> JetStreamContext.PullSubscription:
-        """Create the durable consumer if needed (idempotent) and bind a pull subscription to it."""
+    async def pull(self, consumer: ConsumerDef) -> Puller:
+        """Create the durable consumer if needed (idempotent) and start a puller on it."""
         try:
             # Creates the consumer, or updates the settings that may change (ack wait, limits) in place.
             await self.js.add_consumer(consumer.stream, consumer.config())
         except BadRequestError as exc:
             # Never delete and recreate: that would lose the consumer's position and replay the stream.
             log.error("consumer %s keeps its existing settings: %s", consumer.durable, exc)
-        return await self.js.pull_subscribe_bind(consumer.durable, consumer.stream)
+        return await Puller.start(self.nc, consumer.stream, consumer.durable)
 
 
 BatchHandler = Callable[[list[Msg]], Awaitable[None]]
 
 
-async def consume(sub: JetStreamContext.PullSubscription, handle: BatchHandler, *, batch: int = 100,
-                  idle_timeout: float = 1.0, name: str = "consumer") -> None:
+async def consume(sub: Puller, handle: BatchHandler, *, batch: int = 100, idle_timeout: float = 1.0,
+                  name: str = "consumer") -> None:
     """Fetch batches forever and hand them to `handle`, which acks. A failing batch is not acked, so
-    JetStream redelivers it after the consumer's ack wait; the loop itself keeps going."""
-    while True:
-        try:
-            msgs = await sub.fetch(batch, timeout=idle_timeout)
-        except (TimeoutError, nats.errors.TimeoutError):
-            _raise_if_cancelling()
-            continue
-        except nats.errors.ConnectionClosedError:
-            return
-        except Exception as exc:  # connection trouble: keep trying, the bus reconnects by itself
-            _raise_if_cancelling()
-            log.warning("%s: fetch failed: %s", name, exc)
-            await asyncio.sleep(0.5)
-            continue
-        try:
-            await handle(msgs)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s: batch failed; it will be redelivered", name)
-            for msg in msgs:
-                with contextlib.suppress(Exception):
-                    await msg.nak(delay=1)
+    JetStream redelivers it after the consumer's ack wait; the loop itself keeps going. When the loop ends
+    (cancelled, or the connection closed) the puller is closed: what it still held is NAKed."""
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(batch, idle_timeout)
+            except nats.errors.ConnectionClosedError:
+                return
+            except PullRefused as exc:
+                _raise_if_cancelling()
+                if not exc.transient:
+                    log.warning("%s: pull refused: %s", name, exc)
+                await asyncio.sleep(0.05 if exc.transient else 0.5)
+                continue
+            except Exception as exc:  # connection trouble: keep trying, the bus reconnects by itself
+                _raise_if_cancelling()
+                log.warning("%s: fetch failed: %s", name, exc)
+                await asyncio.sleep(0.5)
+                continue
+            if not msgs:
+                _raise_if_cancelling()
+                continue
+            try:
+                await handle(msgs)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: batch failed; it will be redelivered", name)
+                for msg in msgs:
+                    with contextlib.suppress(Exception):
+                        await msg.nak(delay=1)
+    finally:
+        await sub.close()
 
 
 def _raise_if_cancelling() -> None:
-    # nats-py's fetch can turn a cancellation into a timeout; do not let the loop swallow it.
+    # A cancellation that arrives while the loop is between awaits must not be swallowed.
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError

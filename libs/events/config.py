@@ -20,7 +20,16 @@ import msgspec
 import yaml
 
 from tocsin.events.base import Event
+from tocsin.events.chatconfig import (
+    SECRET_URL_KINDS,
+    check_chat_destination,
+    check_chat_identities,
+    check_chat_providers,
+    masked_url,
+)
 from tocsin.events.durations import parse_duration
+from tocsin.events.providers import check_destination, check_providers
+from tocsin.events.thresholds import profile_errors
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -33,22 +42,26 @@ CHANNEL_FIELDS: dict[str, dict[str, bool]] = {   # field -> required (for shared
     "sms": {"to": True},
     "voice": {"to": True},
     "ntfy": {"topic": True, "server": False, "token": False, "priority": False, "tags": False},
-    "pushover": {"user_key": True, "priority": False, "sound": False},
+    "pushover": {"user_key": True, "priority": False, "sound": False, "device": False, "retry": False,
+                 "expire": False},
     "signal": {"recipient": True},
     "telegram": {"chat_id": True},
     "webpush": {"subscription": False},
     "webhook": {"url": True, "secret": False},
     "mattermost": {"url": False, "channel": False, "mode": False, "server": False, "token": False,
-                   "channel_id": False},
+                   "channel_id": False, "icon_url": False},
     "slack": {"url": True},
     "discord": {"url": True},
     "teams": {"url": True},
     "log": {},
 }
+# The address field of a person's contact that defaults to the person's own email or phone.
+PERSONAL_DEFAULTS = {"email": "to", "sms": "to", "voice": "to", "signal": "recipient"}
 SECRET_FIELDS = frozenset({"token", "secret", "password", "auth_token", "bot_token", "vapid_private_key",
-                           "user_key", "key", "client_secret"})
+                           "user_key", "key", "signing_secret", "client_secret"})
 # The kinds this version of the notifier delivers; the others are accepted by the config and reported.
-DELIVERABLE_KINDS = frozenset({"ntfy", "webhook", "log"})
+DELIVERABLE_KINDS = frozenset({"ntfy", "webhook", "log", "email", "sms", "voice", "pushover", "signal",
+                               "telegram", "mattermost", "slack", "discord", "teams", "webpush"})
 TARGET_KINDS = ("rotation", "user", "channel", "team")
 MATCH_OPS = ("=~", "!~", "!=", "=")
 MAX_PATTERN = 256
@@ -57,6 +70,20 @@ MAIL_LOCAL_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 HOST_FIELDS: dict[str, type] = {"watch": bool, "team": str, "interval": str, "overdue_after": str, "key": str,
                                 "thresholds": str, "channels": list}
 MIN_HOST_KEY = 16
+
+
+def secret_fields(kind: str) -> frozenset[str]:
+    """The fields of a `kind` destination that are secret: the shared names, plus a webhook URL that is
+    itself the credential (Slack, Discord, Teams, Mattermost) and a browser's push subscription."""
+    extra = {"url"} if kind in SECRET_URL_KINDS else {"subscription"} if kind == "webpush" else set()
+    return SECRET_FIELDS | extra
+
+
+def is_secret(key: str, container: Any) -> bool:
+    """Whether `key` of this mapping holds a secret: a destination (it has a `type`) by its kind's fields,
+    anything else (provider blocks, routes) by the shared names."""
+    kind = container.get("type") if isinstance(container, dict) else None
+    return key in (secret_fields(kind) if isinstance(kind, str) else SECRET_FIELDS)
 
 
 class ConfigError(Exception):
@@ -81,6 +108,7 @@ class User(msgspec.Struct, forbid_unknown_fields=True):
     role: str = "user"
     contacts: dict[str, dict[str, Any]] = {}
     rules: list[Rule] = []
+    chat: dict[str, str] = {}       # chat accounts (telegram, slack, mattermost) whose button presses act as this user
 
 
 class RotationSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -207,11 +235,6 @@ def hash_token(token: str) -> str:
 
 def substitute_env(value: Any, env: dict[str, str], path: str, errors: list[tuple[str, str]]) -> Any:
     if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:   # a lone surrogate (`"\ud800"` in YAML or JSON): not text anything can use
-            errors.append((path, "not valid Unicode text"))
-            return ""
         def repl(m: re.Match[str]) -> str:
             name = m.group(1)
             if name not in env:
@@ -266,6 +289,13 @@ def read_config(text: str | bytes, env: dict[str, str] | None = None) -> ConfigF
         raise ConfigError([("", f"not valid YAML: {exc}")]) from None
     if not isinstance(doc, dict):
         raise ConfigError([("", "the top level must be a mapping")])
+    try:
+        msgspec.json.encode(doc)
+    except UnicodeEncodeError:
+        # YAML's "\ud800" escapes make text that is not Unicode; nothing downstream could store it.
+        raise ConfigError([("", "contains text that is not valid Unicode (an unpaired surrogate escape)")]) from None
+    except TypeError:
+        pass  # a YAML type JSON has no form for; the type checks below name its path
     errors: list[tuple[str, str]] = []
     doc = substitute_env(_yaml_scalars_to_str(doc), dict(os.environ) if env is None else env, "", errors)
     errors.extend(_shape_errors(doc))
@@ -332,9 +362,9 @@ def _check_duration(text: str, path: str, errors: list[tuple[str, str]]) -> time
         return None
 
 
-def _check_url(url: Any, path: str, errors: list[tuple[str, str]]) -> None:
+def _check_url(url: Any, path: str, errors: list[tuple[str, str]], secret: bool = False) -> None:
     if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-        errors.append((path, f"not an http(s) URL: {url!r}"))
+        errors.append((path, f"not an http(s) URL: {masked_url(url) if secret else repr(url)}"))
 
 
 def _check_destination(kind: Any, fields: dict[str, Any], path: str, errors: list[tuple[str, str]],
@@ -352,10 +382,12 @@ def _check_destination(kind: Any, fields: dict[str, Any], path: str, errors: lis
             errors.append((f"{path}.{key}", "must be a value"))
     for key, required in allowed.items():
         # A person's email/sms/voice contact defaults to their own address.
-        if required and key not in fields and not (personal and kind in ("email", "sms", "voice")):
+        if required and key not in fields and not (personal and kind in PERSONAL_DEFAULTS):
             errors.append((f"{path}.{key}", f"required for a {kind} channel"))
     if kind in ("webhook", "slack", "discord", "teams") or (kind == "mattermost" and "url" in fields):
-        _check_url(fields.get("url"), f"{path}.url", errors)
+        _check_url(fields.get("url"), f"{path}.url", errors, secret=kind in SECRET_URL_KINDS)
+    check_destination(kind, fields, path, errors)
+    check_chat_destination(kind, fields, path, errors)
     if kind == "ntfy" and "server" in fields:
         _check_url(fields["server"], f"{path}.server", errors)
     if kind == "ntfy" and not re.fullmatch(r"[-_A-Za-z0-9]{1,64}", str(fields.get("topic", "x"))):
@@ -416,8 +448,10 @@ def validate(config: Config) -> list[tuple[str, str]]:
             cpath = f"{path}.contacts.{cname}"
             _check_destination(contact.get("type"), contact, cpath, errors, personal=True)
             kind = contact.get("type")
-            if kind in ("sms", "voice") and not (contact.get("to") or user.phone):
-                errors.append((cpath, f"a {kind} contact needs the user's phone or its own 'to'"))
+            if kind in ("sms", "voice", "signal") and not (contact.get(PERSONAL_DEFAULTS[kind]) or user.phone):
+                errors.append((cpath, f"a {kind} contact needs the user's phone or its own "
+                                      f"'{PERSONAL_DEFAULTS[kind]}'"))
+
             if kind == "email" and not (contact.get("to") or user.email):
                 errors.append((cpath, "an email contact needs the user's email or its own 'to'"))
         for i, rule in enumerate(user.rules):
@@ -524,6 +558,7 @@ def validate(config: Config) -> list[tuple[str, str]]:
         if route.rate_limit < 0 or route.max_body_bytes < 0:
             errors.append((path, "limits cannot be negative"))
     _check_hosts(config, errors)
+    errors.extend(profile_errors(config.thresholds))
     for i, silence in enumerate(config.silences):
         spath = f"silences[{i}]"
         if not silence.matchers:
@@ -535,10 +570,13 @@ def validate(config: Config) -> list[tuple[str, str]]:
             errors.append((f"{spath}.ends", "must be after starts"))
     _check_duration(config.renotify, "renotify", errors)
     _check_oidc(config, errors)
+    check_providers(config.providers, errors)
     for name, provider in config.providers.items():
         for key in ("server", "base_url", "rest_url"):
             if key in provider:
                 _check_url(provider[key], f"providers.{name}.{key}", errors)
+    check_chat_providers(config.providers, errors)
+    check_chat_identities(config.users, errors)
     return errors
 
 
@@ -623,6 +661,12 @@ def redacted(config: Config) -> dict[str, Any]:
             return "********"
         return value
     doc = msgspec.to_builtins(config)
+    destinations = [*doc.get("channels", {}).values(),
+                    *(c for u in doc.get("users", {}).values() for c in u.get("contacts", {}).values())]
+    for dest in destinations:
+        for key in secret_fields(str(dest.get("type"))) & dest.keys():
+            if dest[key]:
+                dest[key] = "********"
     for route in doc.get("routes", {}).values():
         route.pop("token", None)
         route.pop("token_sha256", None)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tocsin.events.config import Config, Route, Rule, hash_token
+from tocsin.events.config import PERSONAL_DEFAULTS, Config, Route, Rule, hash_token
 from tocsin.events.durations import parse_duration
 from tocsin.events.schedule import Override, Rotation
 
@@ -80,10 +80,8 @@ class Directory:
                 continue
             kind = str(contact["type"])
             dest = {k: _text(v) for k, v in contact.items() if k != "type"}
-            if kind == "email":
-                dest.setdefault("to", u.email)
-            if kind in ("sms", "voice"):
-                dest.setdefault("to", u.phone)
+            if kind in PERSONAL_DEFAULTS:
+                dest.setdefault(PERSONAL_DEFAULTS[kind], u.email if kind == "email" else u.phone)
             plan.append(ContactStep(contact=rule.contact, kind=kind, destination=dest,
                                     after=parse_duration(rule.after)))
         return plan

@@ -73,6 +73,7 @@ class IncidentSilenced(Event, frozen=True, kw_only=True, tag="incident.silenced"
 
     until: datetime
     comment: str = ""
+    silence_id: str = ""       # `config:<n>` for a silence of tocsin.yaml, else the API silence's id
 
 
 class IncidentResolved(Event, frozen=True, kw_only=True, tag="incident.resolved"):
@@ -235,6 +236,7 @@ class AddNote(msgspec.Struct, frozen=True, kw_only=True):
 class Silence(msgspec.Struct, frozen=True, kw_only=True):
     until: datetime
     comment: str = ""
+    silence_id: str = ""
 
 
 Command = Open | AttachAlert | Acknowledge | Resolve | Escalate | RecordPage | AddNote | Silence
@@ -311,7 +313,8 @@ def decide(state: IncidentState | None, command: Command, env: Envelope) -> list
         case Silence():
             if state.status != "triggered":
                 return []
-            return [IncidentSilenced(aggregate_id=state.id, until=command.until, comment=command.comment, **common)]
+            return [IncidentSilenced(aggregate_id=state.id, until=command.until, comment=command.comment,
+                                     silence_id=command.silence_id, **common)]
         case AddNote():
             note = command.note.strip()
             if not note:

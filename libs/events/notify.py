@@ -26,6 +26,7 @@ class NotificationRequested(Event, frozen=True, kw_only=True, tag="notification.
     severity: str = "critical"
     link: str = ""
     status: str = "triggered"
+    by: str = ""               # who acknowledged or resolved, on such a notice (chat channels show it)
 
 
 NotifyEvent = NotificationRequested

@@ -15,7 +15,7 @@ import msgspec
 from cryptography.fernet import Fernet, InvalidToken
 
 from tocsin.events import keys
-from tocsin.events.config import SECRET_FIELDS, Config
+from tocsin.events.config import Config, is_secret
 
 PREFIX = "enc:v1:"
 MASK = "********"
@@ -55,7 +55,7 @@ class Sealer:
 
 
 def _fields(values: dict[str, Any], change: Any) -> dict[str, Any]:
-    return {k: change(str(v)) if k in SECRET_FIELDS and v not in (None, "") and not isinstance(v, dict | list)
+    return {k: change(str(v)) if is_secret(k, values) and v not in (None, "") and not isinstance(v, dict | list)
             else v for k, v in values.items()}
 
 

@@ -8,7 +8,10 @@
 | NOTIFY     | notify.<channel kind>    | router                | notifier (one consumer a kind) |
 | DELIVERIES | deliveries.<kind>        | notifier              | api projector                  |
 | CONFIG     | config.applied           | api (config apply)    | intake, router, notifier, ...  |
-| HEARTBEATS | heartbeats.<host>        | intake (UDP)          | (host watching, later)         |
+| HEARTBEATS | heartbeats.<host>        | intake (UDP)          | scheduler (host watching)      |
+| HOSTS      | hosts.<host>             | scheduler             | router (host notices)          |
+| ROUTING    | routing.<route>          | router                | api projector                  |
+| SILENCES   | silences.<silence id>    | api                   | router, scheduler, api         |
 | AUDIT      | audit.<object>           | api                   | api projector                  |
 
 INCIDENTS keeps one subject per aggregate with the event type in the payload, so that
@@ -66,10 +69,17 @@ CONFIG = StreamDef("CONFIG", ["config.>"], max_msgs_per_subject=20)
 HEARTBEATS = StreamDef("HEARTBEATS", ["heartbeats.>"], max_age=timedelta(days=7),
                        duplicate_window=timedelta(minutes=5))
 
+# What the scheduler makes of heartbeats (boot, shutdown, overdue, back, thresholds), for the router.
+HOSTS = StreamDef("HOSTS", ["hosts.>"], max_age=timedelta(days=30))
+# What the router did with each alert ("why was nobody paged?"); kept as long as the alerts.
+ROUTING = StreamDef("ROUTING", ["routing.>"], max_age=timedelta(days=90))
+# Silences made through the API: one subject per silence holding its latest state, kept until deleted.
+SILENCES = StreamDef("SILENCES", ["silences.>"], max_msgs_per_subject=1)
+
 # Who changed what and who acted on incidents (libs/events/audit.py); kept, like INCIDENTS.
 AUDIT = StreamDef("AUDIT", ["audit.>"])
 
-ALL_STREAMS = (ALERTS, INCIDENTS, TIMERS, NOTIFY, DELIVERIES, CONFIG, HEARTBEATS, AUDIT)
+ALL_STREAMS = (ALERTS, INCIDENTS, TIMERS, NOTIFY, DELIVERIES, CONFIG, HEARTBEATS, HOSTS, ROUTING, SILENCES, AUDIT)
 
 # The notifier's delivery ledger: one key per notification id, so a redelivered command is not sent twice.
 DELIVERY_LEDGER_BUCKET = "tocsin_delivery_ledger"
@@ -108,6 +118,10 @@ ROUTER_TIMERS = ConsumerDef("TIMERS", "router-timers", "timers.fired.>", ack_wai
 ROUTER_INCIDENTS = ConsumerDef("INCIDENTS", "router-incidents", "incidents.>", ack_wait=timedelta(seconds=10))
 SCHEDULER_REQUESTS = ConsumerDef("TIMERS", "scheduler-requests", "timers.requested.>")
 SCHEDULER_INCIDENTS = ConsumerDef("INCIDENTS", "scheduler-incidents", "incidents.>")
+# Host watching: the scheduler keeps each host's state in Postgres; the router tells what it publishes.
+SCHEDULER_HEARTBEATS = ConsumerDef("HEARTBEATS", "scheduler-heartbeats", "heartbeats.>")
+# One notice in flight across all routers: `overdue` must open the incident before `back` resolves it.
+ROUTER_HOSTS = ConsumerDef("HOSTS", "router-hosts", "hosts.>", ack_wait=timedelta(seconds=10), max_ack_pending=1)
 
 
 def notifier_consumer(kind: str) -> ConsumerDef:

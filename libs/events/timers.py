@@ -41,6 +41,19 @@ class TimerFired(Event, frozen=True, kw_only=True, tag="timer.fired"):
     payload: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))
 
 
+class Unsilence(msgspec.Struct, frozen=True):
+    """The payload of an `unsilence` timer: the silence the incident waits for (`config:<n>` or an API id)."""
+
+    silence_id: str = ""
+
+
+def unsilence_payload(payload: msgspec.Raw) -> Unsilence:
+    try:
+        return msgspec.json.decode(payload, type=Unsilence | None) or Unsilence()
+    except msgspec.DecodeError:
+        return Unsilence()
+
+
 class ShiftDue(msgspec.Struct, frozen=True):
     """The payload of a `shift` TimerFired: whose shift starts when (UTC), and the rotation's zone."""
 

@@ -19,6 +19,11 @@ from tocsin.api import (
     apidocs,
     audit,
     calendar,
+    callbacks_mattermost,
+    callbacks_pushover,
+    callbacks_slack,
+    callbacks_telegram,
+    callbacks_twilio,
     config_store,
     configviews,
     incidents,
@@ -28,11 +33,14 @@ from tocsin.api import (
     oidc,
     oncall,
     ops,
+    pushover_receipts,
+    silences,
     stream,
     teams,
     tokens,
     ui,
 )
+from tocsin.api.alert_routing import routing_answer
 from tocsin.api.context import CONTEXT, Context
 from tocsin.api.projector import Projector
 from tocsin.api.settings import Settings
@@ -74,6 +82,7 @@ class AlertView(msgspec.Struct, kw_only=True):
     links: list[dict[str, str]] = []
     raw: Any = None
     incident_id: str | None
+    routing: dict[str, Any] | None = None    # what routing did with it, or why nobody was paged
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -110,6 +119,7 @@ async def get_alert(request: web.Request) -> web.Response:
     body = json.loads(row["body"])
     body.pop("type", None)
     body["incident_id"] = incident["incident_id"] if incident is not None else None
+    body["routing"] = await routing_answer(ctx.pool, row["id"])
     return web.json_response(body)
 
 
@@ -133,9 +143,11 @@ def add_routes(app: web.Application) -> None:
     """Every endpoint goes through the registry, which adds the route and writes the spec."""
     openapi.install(app, [*ENDPOINTS, *incidents.ENDPOINTS, *oncall.ENDPOINTS, *configviews.ENDPOINTS,
                           *objects.ENDPOINTS, *teams.ENDPOINTS, *notices.ENDPOINTS, *answers.ENDPOINTS,
-                          *apidocs.ENDPOINTS, *ops.ENDPOINTS, *login.ENDPOINTS, *oidc.ENDPOINTS,
-                          *tokens.ENDPOINTS, *audit.ENDPOINTS, *calendar.ENDPOINTS, *stream.ENDPOINTS,
-                          *ui.ENDPOINTS])
+                          *apidocs.ENDPOINTS, *ops.ENDPOINTS,
+                          *callbacks_twilio.ENDPOINTS, *callbacks_pushover.ENDPOINTS,
+                          *callbacks_telegram.ENDPOINTS, *callbacks_slack.ENDPOINTS, *callbacks_mattermost.ENDPOINTS,
+                          *silences.ENDPOINTS, *login.ENDPOINTS, *oidc.ENDPOINTS, *tokens.ENDPOINTS,
+                          *audit.ENDPOINTS, *calendar.ENDPOINTS, *stream.ENDPOINTS, *ui.ENDPOINTS])
     ui.load(app)
 
 
@@ -182,4 +194,5 @@ def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool
                 await b.close()
 
     app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(pushover_receipts.receipt_poller)
     return app

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from tocsin.api.access import SCOPES
+from tocsin.api.access import SCOPES, Caller
 from tocsin.events.base import new_id
 from tocsin.events.config import hash_token
 
@@ -15,7 +15,7 @@ TOKEN_PREFIX = "tcs_"
 DEFAULT_SCOPES = ("incidents:read", "incidents:write")
 MAX_TOKEN_NAME = 100
 
-__all__ = ["DEFAULT_SCOPES", "SCOPES", "TOKEN_PREFIX", "create_token", "list_tokens", "revoke_token"]
+__all__ = ["DEFAULT_SCOPES", "SCOPES", "TOKEN_PREFIX", "Caller", "create_token", "list_tokens", "revoke_token"]
 
 
 async def create_token(conn: asyncpg.Connection | asyncpg.Pool, user: str, *, name: str = "",

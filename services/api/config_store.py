@@ -21,12 +21,12 @@ from tocsin.events.base import new_id, utcnow
 from tocsin.events.bus import Bus
 from tocsin.events.config import (
     CONFIG_SUBJECT,
-    SECRET_FIELDS,
     Config,
     ConfigApplied,
     ConfigError,
     ConfigFile,
     hash_token,
+    is_secret,
     validate,
 )
 from tocsin.events.sealing import MASK, Sealer
@@ -66,7 +66,7 @@ def restore_masked(new: Config, old: Config) -> tuple[Config, list[tuple[str, st
             for k, v in value.items():
                 prior = before.get(k) if isinstance(before, dict) else None
                 sub = f"{path}.{k}" if path else str(k)
-                if k in SECRET_FIELDS and v == MASK:
+                if is_secret(k, value) and v == MASK:
                     if prior in (None, "", MASK):
                         errors.append((sub, "is the mask ******** but no value is stored here; send the secret"))
                     out[k] = prior

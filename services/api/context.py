@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -10,6 +11,7 @@ from aiohttp import web
 from tocsin.api.access import Caller, authenticate
 from tocsin.api.settings import Settings
 from tocsin.events.bus import Bus
+from tocsin.events.config import is_secret
 from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.repository import IncidentRepository
 from tocsin.events.sealing import Sealer
@@ -60,6 +62,13 @@ class Context:
         if "sealer" not in self.extra:
             self.extra["sealer"] = Sealer(self.settings.secret_key)
         return self.extra["sealer"]  # type: ignore[return-value]
+
+    def provider(self, name: str) -> dict[str, Any]:
+        """A `providers:` block of the running config with its secrets opened (they are sealed at rest and
+        on the CONFIG stream); empty when the block is not configured."""
+        block = self.config.directory.config.providers.get(name) or {}
+        return {k: self.sealer.unseal(v) if is_secret(k, block) and isinstance(v, str) else v
+                for k, v in block.items()}
 
     async def caller(self, request: web.Request) -> Caller:
         """Who is asking (401 if nobody; 403 for a cookie write without the CSRF token). See access.py."""

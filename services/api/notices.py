@@ -18,7 +18,7 @@ from aiohttp import web
 from tocsin.api.context import Context
 from tocsin.events import notify
 from tocsin.events.base import new_id, utcnow
-from tocsin.events.config import DELIVERABLE_KINDS, SECRET_FIELDS
+from tocsin.events.config import DELIVERABLE_KINDS, is_secret
 from tocsin.events.directory import Directory
 from tocsin.events.durations import parse_duration
 from tocsin.events.notify import NotificationRequested
@@ -55,7 +55,7 @@ def _wait(request: web.Request) -> timedelta:
 
 
 def _public(dest: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in dest.items() if k not in SECRET_FIELDS}
+    return {k: v for k, v in dest.items() if not is_secret(k, dest)}
 
 
 async def _send(ctx: Context, commands: list[NotificationRequested], results: dict[str, str],

@@ -19,7 +19,7 @@ from tocsin.api import config_store
 from tocsin.api.access import Caller, can_see_channel
 from tocsin.api.config_store import RevisionConflict
 from tocsin.api.context import Context
-from tocsin.events.config import NAME, SECRET_FIELDS, Config, ConfigError, Route, User
+from tocsin.events.config import NAME, Config, ConfigError, Route, User, is_secret
 from tocsin.events.openapi import Endpoint, Param, decode_body, respond
 from tocsin.events.sealing import MASK
 from tocsin.events.web import ApiError, read_json_body
@@ -49,7 +49,7 @@ class Routes(msgspec.Struct, kw_only=True):
 def masked(value: Any) -> Any:
     """A plain document with every secret shown as the mask."""
     if isinstance(value, dict):
-        return {k: MASK if k in SECRET_FIELDS and v not in (None, "") else masked(v) for k, v in value.items()}
+        return {k: MASK if is_secret(k, value) and v not in (None, "") else masked(v) for k, v in value.items()}
     if isinstance(value, list):
         return [masked(v) for v in value]
     return value

@@ -16,13 +16,13 @@ import msgspec
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from tocsin.api import stream as event_stream
-from tocsin.events import alerts, audit, deliveries, incidents
+from tocsin.events import alerts, audit, deliveries, incidents, routing
 from tocsin.events.bus import Bus
-from tocsin.events.streams import ALERTS, AUDIT, DELIVERIES, INCIDENTS
+from tocsin.events.streams import ALERTS, AUDIT, DELIVERIES, INCIDENTS, ROUTING
 from tocsin.events.tasks import cancel_and_wait
 
 log = logging.getLogger("tocsin.projector")
-STREAMS = (ALERTS.name, INCIDENTS.name, DELIVERIES.name, AUDIT.name)
+STREAMS = (ALERTS.name, INCIDENTS.name, DELIVERIES.name, ROUTING.name, AUDIT.name)
 _state_decoder = msgspec.json.Decoder(incidents.IncidentState)
 
 UPSERT_INCIDENT = """
@@ -127,6 +127,8 @@ class Projector:
             await self._alerts(conn, items)
         elif stream == DELIVERIES.name:
             await self._deliveries(conn, items)
+        elif stream == ROUTING.name:
+            await self._routing(conn, items)
         elif stream == AUDIT.name:
             await self._audit(conn, items)
 
@@ -203,6 +205,15 @@ class Projector:
             [(e.id, seq, e.at, e.actor, e.action, e.target, e.team, e.via, msgspec.json.encode(e.details).decode())
              for seq, _, e in self._decoded(AUDIT.name, items, audit.decoder)])
 
+    async def _routing(self, conn: asyncpg.Connection, items: list[tuple[int, bytes]]) -> None:
+        # The latest outcome per alert wins (an alert is routed once; a redelivery records the same).
+        await conn.executemany(
+            "INSERT INTO api_alert_routing (alert_id, outcome, routed_at, body) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (alert_id) DO UPDATE SET outcome = EXCLUDED.outcome, routed_at = EXCLUDED.routed_at, "
+            "body = EXCLUDED.body",
+            [(e.alert_id, e.outcome, e.at, data.decode())
+             for _, data, e in self._decoded(ROUTING.name, items, routing.decoder)])
+
 
 async def _notify(conn: asyncpg.Connection, kind: str, incident_ids: set[str]) -> None:
     """Tell the API's event streams (every replica) what changed. Sent inside the batch's transaction,
@@ -220,7 +231,7 @@ async def _set_offset(conn: asyncpg.Connection, stream: str, seq: int) -> None:
 # The offsets first: a running projector locks its offset row before it writes the read models, so taking
 # the tables in this order waits for its batch instead of deadlocking with it.
 READ_MODELS = ("api_projection_offsets", "api_incidents", "api_incident_events", "api_deliveries", "api_alerts",
-               "api_audit")
+               "api_alert_routing", "api_audit")
 
 
 async def rebuild(bus: Bus, pool: asyncpg.Pool, batch: int = 500) -> dict[str, int]:

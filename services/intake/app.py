@@ -22,12 +22,16 @@ from tocsin.events.metrics import ALERTS_RECEIVED, http_metrics, metrics_page
 from tocsin.events.observability import tracer
 from tocsin.events.openapi import Endpoint, Param, respond
 from tocsin.events.web import ApiError, error_middleware, read_json_body
+from tocsin.intake.backlog import Backlog
 from tocsin.intake.settings import Settings
 from tocsin.intake.sources import PARSERS, Incoming, PayloadError, SignatureError
 from tocsin.intake.sources.base import decode
 
 log = logging.getLogger("tocsin.intake")
 _tracer = tracer("intake")
+# Seconds a sender is asked to wait when the router is behind: about what the router needs to take a few
+# thousand alerts off the backlog.
+BACKLOG_RETRY_AFTER = 10
 
 
 class _RoutingKey(msgspec.Struct):
@@ -110,9 +114,22 @@ class Intake:
         self.limiter = RateLimiter()
         self._bus: Bus | None = None
         self._config: ConfigWatcher | None = None
+        self.backlog: Backlog | None = None
 
     def attach(self, bus: Bus, config: ConfigWatcher) -> None:
         self._bus, self._config = bus, config
+        self.backlog = Backlog(bus, self.settings.max_backlog)
+
+    def backlogged(self) -> int | None:
+        """The router's backlog when it is past `max_backlog` (then nothing may be accepted), else None."""
+        return self.backlog.over() if self.backlog is not None else None
+
+    def refuse_if_backlogged(self) -> None:
+        backlog = self.backlogged()
+        if backlog is not None:
+            raise ApiError(503, "the router is too far behind; nothing was accepted, retry later",
+                           code="backlogged", details={"backlog": backlog, "limit": self.settings.max_backlog},
+                           headers={"Retry-After": str(BACKLOG_RETRY_AFTER)})
 
     @property
     def bus(self) -> Bus:
@@ -149,6 +166,7 @@ class Intake:
         if source not in PARSERS:
             raise ApiError(404, f"unknown source {source!r}", details={"sources": sorted(PARSERS)})
         route_name, route = self._route(bearer_token(request), source)
+        self.refuse_if_backlogged()   # before the body is read: a refused request costs next to nothing
         body = await read_json_body(request, route.max_body_bytes or self.settings.max_body_bytes)
         events = await self._accept(request, source, route_name, route, body)
         ALERTS_RECEIVED.inc(len(events), source=source, outcome="accepted")
@@ -167,6 +185,7 @@ class Intake:
             raise ApiError(422, str(exc), details={"path": exc.path} if exc.path else None) from None
         assert isinstance(envelope, _RoutingKey)
         route_name, route = self._route(envelope.routing_key, "pagerduty")
+        self.refuse_if_backlogged()
         limit = route.max_body_bytes or self.settings.max_body_bytes
         if len(body) > limit:
             raise ApiError(413, f"body is larger than {limit} bytes")

@@ -205,6 +205,9 @@ class MailHandler:
         except Exception:
             log.exception("a message could not be read")
             return "554 5.6.0 Message could not be read"
+        if self.intake.backlogged() is not None:
+            # As HTTP's 503 backlogged: the sending server keeps the message and tries again later.
+            return "451 4.3.2 Tocsin is behind on alerts; try again later"
         for name, route in routes.items():
             if self.intake.limiter.take(name, route.rate_limit or self.intake.settings.rate_per_minute):
                 return "451 4.7.0 Rate limit of this route exceeded; try again later"

@@ -15,6 +15,9 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_raw_bytes: int = 64 * 1024       # of each alert's own payload kept for the incident log
     rate_per_minute: int = 6000          # per route, when the route sets none: 100 alerts/s
+    # Alerts the router may have waiting (not yet decided) before HTTP answers 503 and mail 451; 0: no bound.
+    # 20,000 is ~16 s of work for a router of its own, a couple of minutes for `tocsin up` under full load.
+    max_backlog: int = 20_000
     # Mail and UDP heartbeats: "" means the default address, skipped with a warning when something else
     # holds it; an address given explicitly must be free; "off" turns the listener off.
     smtp_listen: str = ""
@@ -31,6 +34,7 @@ class Settings:
             nats_url=os.environ.get("TOCSIN_NATS_URL", cls.nats_url),
             listen=os.environ.get("TOCSIN_INTAKE_HTTP", cls.listen),
             max_body_bytes=int(os.environ.get("TOCSIN_INTAKE_MAX_BODY", cls.max_body_bytes)),
+            max_backlog=int(os.environ.get("TOCSIN_INTAKE_MAX_BACKLOG", cls.max_backlog)),
             smtp_listen=os.environ.get("TOCSIN_SMTP", cls.smtp_listen),
             smtp_max_bytes=int(os.environ.get("TOCSIN_SMTP_MAX_BYTES", cls.smtp_max_bytes)),
             smtp_tls_cert=os.environ.get("TOCSIN_SMTP_TLS_CERT", cls.smtp_tls_cert),

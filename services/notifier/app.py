@@ -16,18 +16,20 @@ from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_rand
 from tocsin.events import deliveries, notify
 from tocsin.events.base import Event, stable_id, utcnow
 from tocsin.events.bus import Bus, consume, decode_or_drop, extract_context
-from tocsin.events.config import SECRET_FIELDS
+from tocsin.events.config import secret_fields
 from tocsin.events.configbus import ConfigWatcher
 from tocsin.events.directory import Directory
 from tocsin.events.metrics import DELIVERIES
 from tocsin.events.notify import NotificationRequested
 from tocsin.events.observability import tracer
+from tocsin.events.providers import PROVIDER_OF_KIND
 from tocsin.events.sealing import Sealer
 from tocsin.events.streams import DELIVERY_LEDGER_BUCKET, notifier_consumer
 from tocsin.notifier.channels import REGISTRY
 from tocsin.notifier.channels.base import ActionLinks, Channel, DeliveryResult, Target
 from tocsin.notifier.ledger import Entry, Ledger
 from tocsin.notifier.netguard import GuardedResolver, PrivateAddressRefused, check_url
+from tocsin.notifier.posts import PostIndex
 from tocsin.notifier.settings import Settings
 
 log = logging.getLogger("tocsin.notifier")
@@ -46,10 +48,11 @@ def target_for(directory: Directory, message: NotificationRequested, sealer: Sea
     elif message.channel in config.channels:
         secrets = config.channels[message.channel]
     fields = dict(message.destination)
-    fields.update({k: open_(str(v)) for k, v in secrets.items() if k in SECRET_FIELDS and v})
-    provider = {k: open_(str(v)) if k in SECRET_FIELDS else str(v)
-                for k, v in config.providers.get(message.channel_kind, {}).items()}
-    return Target(fields=fields, provider=provider)
+    fields.update({k: open_(str(v)) for k, v in secrets.items() if k in secret_fields(message.channel_kind) and v})
+    provider_name = PROVIDER_OF_KIND.get(message.channel_kind, message.channel_kind)
+    provider = {k: open_(str(v)) if k in secret_fields(provider_name) else str(v)
+                for k, v in config.providers.get(provider_name, {}).items()}
+    return Target(fields=fields, provider=provider, kind=message.channel_kind)
 
 
 class Notifier:
@@ -60,12 +63,14 @@ class Notifier:
         self.kinds = settings.kinds or tuple(REGISTRY)
         self.links = ActionLinks(settings.public_url, settings.secret_key)
         self.sealer = Sealer(settings.secret_key) if settings.secret_key else None
+        self.posts: PostIndex | None = None     # set by run(): messages a resolution edits
         unknown = [k for k in self.kinds if k not in REGISTRY]
         if unknown:
             raise ValueError(f"unknown channel kinds: {', '.join(unknown)} (known: {', '.join(REGISTRY)})")
 
     async def run(self) -> None:
         self.ledger = Ledger(await self.bus.kv(DELIVERY_LEDGER_BUCKET))
+        self.posts = PostIndex(self.ledger.kv)
         async with contextlib.AsyncExitStack() as stack:
             # One session per setting of security.allow_private_networks, so a config change applies at once.
             sessions = {}
@@ -129,6 +134,8 @@ class Notifier:
         attempts += tries
         if result.outcome == "ok":
             done = Entry(state="delivered", attempts=attempts, provider_id=result.provider_id)
+            if self.posts and REGISTRY[message.channel_kind].supports_status_updates:
+                await self.posts.remember(message, result.provider_id)
         elif result.outcome == "retry" and delivery_count < self.settings.max_deliveries and msg is not None:
             # Not within this deadline: hand it back to JetStream, to try again later (any replica).
             await self.ledger.put(message.id, Entry(state="sending", attempts=attempts, error=result.error))
@@ -152,15 +159,18 @@ class Notifier:
                                  msg: Msg | None) -> tuple[DeliveryResult, int]:
         channel = self.channel(message.channel_kind)
         target = target_for(self.config.directory, message, self.sealer)
+        if self.posts and channel.supports_status_updates:
+            target = await self.posts.complete(message, target)
         tries = 0
 
         async def once() -> DeliveryResult:
             nonlocal tries
             tries += 1
             try:
-                url = target.get("url") or target.get("server")
-                if url:
-                    check_url(url, self.allow_private)
+                # An address written literally in a URL never meets the guarded resolver.
+                for url in {channel.endpoint(target), target.get("base_url"), target.get("rest_url")}:
+                    if url:
+                        check_url(url, self.allow_private)
                 return await channel.send(message, target)
             except PrivateAddressRefused as exc:
                 return DeliveryResult("permanent", error=str(exc))

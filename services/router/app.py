@@ -15,26 +15,37 @@ from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from opentelemetry import context as otel_context
 
-from tocsin.events import alerts, incidents, notify, timers
+from tocsin.events import alerts, hostwatch, incidents, notify, routing, timers
 from tocsin.events.base import Event, stable_id, utcnow
 from tocsin.events.bus import Bus, consume, decode_or_drop, extract_context
 from tocsin.events.config import DELIVERABLE_KINDS
 from tocsin.events.configbus import ConfigWatcher
-from tocsin.events.directory import local_to_utc
 from tocsin.events.durations import parse_duration
 from tocsin.events.incidents import IncidentState
 from tocsin.events.observability import tracer
 from tocsin.events.repository import IncidentRepository
+from tocsin.events.routing import AlertRouted, SilenceRef
+from tocsin.events.silences import SilenceWatcher
 from tocsin.events.streams import (
     COUNTERS_BUCKET,
     DEDUP_BUCKET,
     ROUTER_ALERTS,
+    ROUTER_HOSTS,
     ROUTER_INCIDENTS,
     ROUTER_TIMERS,
 )
-from tocsin.router.matching import matches
-from tocsin.router.paging import broadcast_channels, next_position, plan_step, public_fields, resolve_targets
+from tocsin.router import hosts
+from tocsin.router.matching import failed, matches
+from tocsin.router.paging import (
+    HOST_ROUTE_PREFIX,
+    broadcast_channels,
+    next_position,
+    plan_step,
+    public_fields,
+    resolve_targets,
+)
 from tocsin.router.settings import Settings
+from tocsin.router.silencing import active_silence
 
 log = logging.getLogger("tocsin.router")
 _tracer = tracer("router")
@@ -55,6 +66,7 @@ class Router:
         self.repo = IncidentRepository(bus)
         self._counter: tuple[int, int] | None = None   # incident number counter: (value, KV revision)
         self._counter_lock = asyncio.Lock()
+        self.silences = SilenceWatcher(bus)   # the API's silences; the config's are in the directory
 
     # ------------------------------------------------------------------ running
 
@@ -64,11 +76,17 @@ class Router:
         alerts_sub = await self.bus.pull(ROUTER_ALERTS)
         timers_sub = await self.bus.pull(ROUTER_TIMERS)
         incidents_sub = await self.bus.pull(ROUTER_INCIDENTS)
-        await asyncio.gather(
-            consume(alerts_sub, self._handle_alerts, batch=self.settings.batch, name="router-alerts"),
-            consume(timers_sub, self._handle_timers, batch=self.settings.batch, name="router-timers"),
-            consume(incidents_sub, self._handle_incidents, batch=500, name="router-incidents"),
-        )
+        hosts_sub = await self.bus.pull(ROUTER_HOSTS)
+        await self.silences.start()
+        try:
+            await asyncio.gather(
+                consume(alerts_sub, self._handle_alerts, batch=self.settings.batch, name="router-alerts"),
+                consume(timers_sub, self._handle_timers, batch=self.settings.batch, name="router-timers"),
+                consume(incidents_sub, self._handle_incidents, batch=500, name="router-incidents"),
+                consume(hosts_sub, self._handle_hosts, batch=self.settings.batch, name="router-hosts"),
+            )
+        finally:
+            await self.silences.stop()
 
     async def _handle_alerts(self, msgs: list[Msg]) -> None:
         # Alerts with the same route and dedup key are handled in order (they touch one incident);
@@ -82,13 +100,25 @@ class Router:
         await asyncio.gather(*(self._alerts_in_order(lane) for lane in lanes.values()))
 
     async def _alerts_in_order(self, lane: list[tuple[Msg, alerts.AlertReceived]]) -> None:
+        outcomes: list[tuple[str, Event]] = []
         for msg, event in lane:
             token = otel_context.attach(extract_context(msg))
             try:
                 with _tracer.start_as_current_span("router.alert", attributes={"tocsin.alert_id": event.id}):
-                    await self.on_alert(event)
+                    outcomes.append((routing.subject(event.route), await self.on_alert(event)))
             finally:
                 otel_context.detach(token)
+        # What routing did with each alert, stored before the acks: "why was nobody paged?" (same ids again
+        # after a crash, so a lane handled twice records each outcome once).
+        await self.bus.publish_many(outcomes)
+        for msg, _ in lane:
+            await msg.ack()
+
+    async def _handle_hosts(self, msgs: list[Msg]) -> None:
+        for msg in msgs:
+            event = await decode_or_drop(msg, hostwatch.decoder, "router")
+            if event is not None:
+                await hosts.on_notice(self, event)
             await msg.ack()
 
     async def _handle_timers(self, msgs: list[Msg]) -> None:
@@ -131,21 +161,34 @@ class Router:
 
     # ------------------------------------------------------------------ alerts
 
-    async def on_alert(self, alert: alerts.AlertReceived) -> None:
+    def outcome(self, alert: alerts.AlertReceived, outcome: routing.Outcome, **fields: object) -> AlertRouted:
+        return AlertRouted(id=stable_id("routed", alert.id), aggregate_id=alert.id, at=self.clock(),
+                           alert_id=alert.id, route=alert.route, outcome=outcome, **fields)  # type: ignore[arg-type]
+
+    async def on_alert(self, alert: alerts.AlertReceived) -> AlertRouted:
         directory = self.config.directory
         route = directory.config.routes.get(alert.route)
         # A manual incident names its team in its route (POST /api/v1/incidents).
         team = route.team if route is not None else alerts.manual_team(alert.route)
         if team is None or team not in directory.config.teams:
             log.warning("alert %s: route %r is not configured; not paged", alert.id, alert.route)
-            return
+            what = "route" if route is None else f"team {route.team!r} of the route"
+            return self.outcome(alert, "no_route", reason=f"{what} is not in the config (revision "
+                                                          f"{directory.revision})")
         # Matchers decide what may open an incident; a resolve or an acknowledgement (which often carries
         # no labels: PagerDuty, Opsgenie) always reaches the incident its dedup key names.
         opening = alert.status == "firing" and not alert.acknowledge
         if opening and route is not None and route.match and not matches(route.match, alert.labels):
             log.info("alert %s: labels do not match route %s; not paged", alert.id, alert.route)
-            return
+            misses = [routing.FailedMatcher(label=label, matcher=spec, actual=alert.labels.get(label))
+                      for label, spec in failed(route.match, alert.labels)]
+            return self.outcome(alert, "no_match", failed_matchers=misses,
+                                reason=f"the labels fail {len(misses)} of the route's matchers")
         key = f"{alert.route}.{hashlib.sha256(self.incident_key(alert).encode()).hexdigest()[:40]}"
+        return await self.settle(alert, key, team)
+
+    async def settle(self, alert: alerts.AlertReceived, key: str, team: str) -> AlertRouted:
+        """Attach the alert to the open incident of its dedup slot `key`, or open one (and page it)."""
         for _ in range(20):
             slot, revision = await self._slot(key)
             state: IncidentState | None = None
@@ -153,15 +196,14 @@ class Router:
                 state, _ = await self.repo.load(slot.incident_id)
                 if state is None:
                     # Claimed by a try that stopped before opening: open it now, under the claimed number.
-                    await self._open(slot, alert, team)
-                    return
+                    return await self._open(slot, alert, team)
                 if state.status != "resolved":
-                    await self._attach(state, alert)
-                    return
+                    return await self._attach(state, alert)
             if alert.status == "resolved" or alert.acknowledge:
-                log.info("alert %s: %s with no open incident for its dedup key", alert.id,
-                         "resolved" if alert.status == "resolved" else "acknowledged")
-                return
+                what = "resolved" if alert.status == "resolved" else "acknowledged"
+                log.info("alert %s: %s with no open incident for its dedup key", alert.id, what)
+                return self.outcome(alert, "no_incident",
+                                    reason=f"{what}, but no incident is open for its key: nothing to do")
             new_slot = DedupSlot(incident_id=stable_id("incident", alert.id), number=0)
             new_slot.number = await self._next_number()
             try:
@@ -177,8 +219,7 @@ class Router:
                 if "wrong last sequence" in str(exc).lower() or getattr(exc, "err_code", 0) == 10071:
                     continue
                 raise
-            await self._open(new_slot, alert, team)
-            return
+            return await self._open(new_slot, alert, team)
         raise RuntimeError(f"alert {alert.id}: could not settle the dedup slot {key}")
 
     def incident_key(self, alert: alerts.AlertReceived) -> str:
@@ -230,7 +271,7 @@ class Router:
                 raise
         raise RuntimeError("could not allocate an incident number")
 
-    async def _open(self, slot: DedupSlot, alert: alerts.AlertReceived, team: str) -> None:
+    async def _open(self, slot: DedupSlot, alert: alerts.AlertReceived, team: str) -> AlertRouted:
         command = incidents.Open(
             incident_id=slot.incident_id, number=slot.number, route=alert.route, team=team,
             source=alert.source, dedup_key=alert.dedup_key, title=alert.title, severity=alert.severity,
@@ -238,54 +279,70 @@ class Router:
         state, _ = await self.repo.execute(slot.incident_id, command, at=self.clock,
                                            event_id=stable_id("opened", slot.incident_id))
         assert state is not None
-        await self._page_or_silence(state)
+        return self._opened(alert, state, await self._page_or_silence(state))
 
-    async def _page_or_silence(self, state: IncidentState) -> None:
+    def _opened(self, alert: alerts.AlertReceived, state: IncidentState, silence: SilenceRef | None) -> AlertRouted:
+        if silence is None:
+            return self.outcome(alert, "opened", paged=True, incident_id=state.id, incident_number=state.number,
+                                reason=f"opened incident #{state.number} and paged its first step")
+        return self.outcome(alert, "silenced", incident_id=state.id, incident_number=state.number, silence=silence,
+                            reason=f"opened incident #{state.number} under silence {silence.id}: not paged "
+                                   "until it ends, then paged if still firing")
+
+    async def _page_or_silence(self, state: IncidentState, ended: str = "") -> SilenceRef | None:
         """Page the first step, unless a silence matches the incident's labels: then record it on the
-        timeline and ask for a timer at its end (same ids when done again after a crash)."""
-        silence = self.active_silence(state.labels, self.clock())
+        timeline and ask for a timer at its end (same ids when done again after a crash). `ended` is the
+        silence that has just ended, if this is its timer."""
+        silence = self.active_silence(state.labels, self.clock(), exclude=ended)
         if silence is None:
             await self._page(state, 0, 0, message_kind="page", include_broadcast=True)
-            return
-        until, comment = silence
+            return None
+        assert silence.ends is not None
+        until = silence.ends
         silenced, _ = await self.repo.execute(
-            state.id, incidents.Silence(until=until, comment=comment), at=self.clock,
+            state.id, incidents.Silence(until=until, comment=silence.comment, silence_id=silence.id), at=self.clock,
             event_id=stable_id("silenced", state.id, until.isoformat()))
         await self.bus.publish_many([(timers.requested_subject(state.id), timers.TimerRequested(
             id=stable_id("unsilence", state.id, until.isoformat()), aggregate_id=state.id,
             version=(silenced or state).version, at=self.clock(), kind="unsilence", due_at=until,
-            incident_id=state.id))])
+            incident_id=state.id, payload=msgspec.Raw(msgspec.json.encode(timers.Unsilence(silence.id)))))])
+        return silence
 
-    def active_silence(self, labels: dict[str, str], when: datetime) -> tuple[datetime, str] | None:
-        """(end, comment) of the silence that covers these labels now and ends last, if any."""
-        config = self.config.directory.config
-        found: tuple[datetime, str] | None = None
-        for silence in config.silences:
-            starts, ends = (local_to_utc(t, config.timezone) for t in (silence.starts, silence.ends))
-            if starts <= when < ends and matches(silence.matchers, labels) and (found is None or ends > found[0]):
-                found = (ends, silence.comment)
-        return found
+    def active_silence(self, labels: dict[str, str], when: datetime, exclude: str = "") -> SilenceRef | None:
+        """The silence (config or API) that covers these labels now and ends last, if any."""
+        return active_silence(self.config.directory, self.silences.silences, labels, when, exclude)
 
-    async def _attach(self, state: IncidentState, alert: alerts.AlertReceived) -> None:
+    async def _attach(self, state: IncidentState, alert: alerts.AlertReceived) -> AlertRouted:
         if state.alert_id == alert.id:
             # This very alert opened the incident and was redelivered: finish its paging (same ids).
+            silence = None
             if (state.step, state.repeat) == (0, 0) and state.status == "triggered":
-                await self._page_or_silence(state)
-            return
+                silence = await self._page_or_silence(state)
+            return self._opened(alert, state, silence)
         command = incidents.AttachAlert(alert_id=alert.id, dedup_key=alert.dedup_key, status=alert.status,
                                         title=alert.title)
         try:
             new_state, events = await self.repo.execute(state.id, command, at=self.clock,
                                                         event_id=stable_id("attach", alert.id))
         except incidents.InvalidTransition:
-            return  # resolved in the meantime; a redelivery will open a new one if it still fires
+            # Resolved in the meantime; a redelivery will open a new one if it still fires.
+            return self.outcome(alert, "no_incident", incident_id=state.id, incident_number=state.number,
+                                reason=f"incident #{state.number} was resolved while this alert was routed")
+        effect = ""
         if new_state is not None and any(isinstance(e, incidents.IncidentResolved) for e in events):
-            await self._notify_resolved(new_state)
+            effect = "resolved"
+            if not new_state.route.startswith(HOST_ROUTE_PREFIX):   # a host says "is back" instead
+                await self._notify_resolved(new_state)
         elif alert.acknowledge and new_state is not None and new_state.status == "triggered":
             # The sending tool says someone acknowledged it there (PagerDuty, Opsgenie, Zabbix).
             with contextlib.suppress(incidents.InvalidTransition):
                 await self.repo.execute(state.id, incidents.Acknowledge(by=f"{alert.source}", via="alert"),
                                         at=self.clock, event_id=stable_id("acknowledged", alert.id))
+                effect = "acknowledged"
+        why = f"incident #{state.number} is already open for the same key: attached"
+        return self.outcome(alert, "attached", incident_id=state.id, incident_number=state.number, effect=effect,
+                            reason=f"{why}, and it {effect} the incident" if effect else
+                            f"duplicate: {why}, not paged again")
 
     # ------------------------------------------------------------------ timers
 
@@ -306,7 +363,7 @@ class Router:
             # The silence ended: page if it still fires and nobody acknowledged (a longer silence that
             # covers it now silences it again).
             if state.status == "triggered" and state.firing_alerts and (state.step, state.repeat) == (0, 0):
-                await self._page_or_silence(state)
+                await self._page_or_silence(state, ended=timers.unsilence_payload(fired.payload).silence_id)
             return
         if fired.kind == "contact":
             if state.status == "triggered" and bytes(fired.payload) != b"null":
@@ -412,7 +469,7 @@ class Router:
                 id=stable_id("notify", state.id, "resolved", name), aggregate_id=state.id, at=self.clock(),
                 channel_kind=kind, channel=name, destination=public_fields(dest),
                 message_kind="resolved", incident_number=state.number, title=state.title,
-                severity=state.severity, link=self._link(state), status="resolved")))
+                severity=state.severity, link=self._link(state), status="resolved", by=state.resolved_by or "")))
         if out:
             await self.bus.publish_many(out)
 

@@ -14,15 +14,20 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 
 def matches(matchers: dict[str, str], labels: dict[str, str]) -> bool:
-    for label, spec in matchers.items():
-        op, value = parse_matcher(spec)
-        actual = labels.get(label, "")
-        if op == "=" and actual != value:
-            return False
-        if op == "!=" and actual == value:
-            return False
-        if op == "=~" and not _compiled(value).fullmatch(actual):
-            return False
-        if op == "!~" and _compiled(value).fullmatch(actual):
-            return False
-    return True
+    return all(_holds(spec, labels.get(label, "")) for label, spec in matchers.items())
+
+
+def failed(matchers: dict[str, str], labels: dict[str, str]) -> list[tuple[str, str]]:
+    """(label, matcher) of each matcher the labels fail, in the order written: why an alert opened nothing."""
+    return [(label, spec) for label, spec in matchers.items() if not _holds(spec, labels.get(label, ""))]
+
+
+def _holds(spec: str, actual: str) -> bool:
+    op, value = parse_matcher(spec)
+    if op == "=":
+        return actual == value
+    if op == "!=":
+        return actual != value
+    if op == "=~":
+        return _compiled(value).fullmatch(actual) is not None
+    return _compiled(value).fullmatch(actual) is None

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from tocsin.events.base import stable_id
-from tocsin.events.config import DELIVERABLE_KINDS, SECRET_FIELDS
+from tocsin.events.config import DELIVERABLE_KINDS, is_secret
 from tocsin.events.directory import Directory
 from tocsin.events.durations import parse_duration
 from tocsin.events.incidents import IncidentState
@@ -62,17 +62,32 @@ def resolve_targets(directory: Directory, state: IncidentState, step: int, when:
     return list(dict.fromkeys(users)), list(dict.fromkeys(channels))
 
 
+# The `route` of an incident opened for an overdue heartbeat host: `host:<name>` (no route has a colon).
+HOST_ROUTE_PREFIX = "host:"
+
+
+def host_channels(directory: Directory, host: str) -> list[str]:
+    """Where a host's notices go: its own `channels`, else `default_channels`."""
+    spec = directory.config.hosts.get(host, {})
+    own = spec.get("channels")
+    return [str(c) for c in own] if isinstance(own, list) and own else list(directory.config.default_channels)
+
+
 def broadcast_channels(directory: Directory, state: IncidentState) -> list[str]:
-    """Channels told of every incident of the route and team: the route's (else the defaults) and the team's."""
+    """Channels told of every incident of the route and team: the route's (else the defaults) and the team's.
+    A host's incident goes to the host's channels (else the defaults) and the team's."""
     config = directory.config
     route = config.routes.get(state.route)
-    route_channels = route.channels if route and route.channels else config.default_channels
+    if state.route.startswith(HOST_ROUTE_PREFIX):
+        route_channels = host_channels(directory, state.route.removeprefix(HOST_ROUTE_PREFIX))
+    else:
+        route_channels = route.channels if route and route.channels else config.default_channels
     team = config.teams.get(state.team)
     return list(dict.fromkeys([*route_channels, *(team.channels if team else [])]))
 
 
 def public_fields(dest: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in dest.items() if k not in SECRET_FIELDS}
+    return {k: v for k, v in dest.items() if not is_secret(k, dest)}
 
 
 def plan_step(directory: Directory, state: IncidentState, step: int, repeat: int, *, now: datetime,

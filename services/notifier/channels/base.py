@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import ClassVar, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 
-from tocsin.events.config import SECRET_FIELDS
+from tocsin.events.chatconfig import SECRET_URL_KINDS
+from tocsin.events.config import secret_fields
 from tocsin.events.notify import NotificationRequested
 from tocsin.events.signing import action_token
 
@@ -52,23 +55,53 @@ class Target:
 
     fields: dict[str, str]
     provider: dict[str, str]
+    kind: str = ""          # the channel kind: some kinds have secret fields of their own (secret_fields)
 
     def get(self, key: str, default: str = "") -> str:
         return self.fields.get(key) or self.provider.get(key) or default
 
     def secrets(self) -> list[str]:
-        return [v for d in (self.fields, self.provider) for k, v in d.items() if k in SECRET_FIELDS and v]
+        """Every secret value, and the parts of one that a provider or a library may quote on their own:
+        the path of a webhook URL whose path is the credential, the endpoint and auth key of a push
+        subscription. Longest first, so a part never leaves the rest of a longer secret readable."""
+        whole = {v for d in (self.fields, self.provider) for k, v in d.items()
+                 if k in secret_fields(self.kind) and v}
+        parts: set[str] = set()
+        if self.kind in SECRET_URL_KINDS and self.fields.get("url"):
+            url = urlsplit(self.fields["url"])
+            parts.update((url.path + (f"?{url.query}" if url.query else ""), url.path))
+            # A provider may quote just the token: the long path segments and the query values.
+            parts.update(s for s in url.path.split("/") if len(s) >= 16)
+            parts.update(v for _, v in parse_qsl(url.query))
+        if self.kind == "webpush" and self.fields.get("subscription"):
+            parts.update(_subscription_secrets(self.fields["subscription"]))
+        # Every configured secret, however short; of the parts only those that cannot be ordinary words.
+        return sorted(whole | {p for p in parts if len(p) >= 6}, key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
-        """The text with every secret of this target masked (a provider may echo a request back)."""
+        """The text with every secret of this target masked (a provider may echo a request back). Errors
+        are cut to a length before they are scrubbed, so a secret cut off at the end is masked too."""
         for secret in self.secrets():
             text = text.replace(secret, "********")
+            for size in range(len(secret) - 1, 3, -1):
+                if text.endswith(secret[:size]):
+                    text = text[:-size] + "********"
+                    break
         return text
 
     def __repr__(self) -> str:
         def mask(d: dict[str, str]) -> dict[str, str]:
-            return {k: "********" if k in SECRET_FIELDS and v else v for k, v in d.items()}
-        return f"Target(fields={mask(self.fields)!r}, provider={mask(self.provider)!r})"
+            return {k: "********" if k in secret_fields(self.kind) and v else v for k, v in d.items()}
+        return f"Target(kind={self.kind!r}, fields={mask(self.fields)!r}, provider={mask(self.provider)!r})"
+
+
+def _subscription_secrets(text: str) -> list[str]:
+    try:
+        sub = json.loads(text)
+        endpoint = str(sub["endpoint"])
+        return [endpoint, urlsplit(endpoint).path, str(sub["keys"]["auth"]), str(sub["keys"]["p256dh"])]
+    except (ValueError, KeyError, TypeError):
+        return []
 
 
 @dataclass(frozen=True)
@@ -96,6 +129,7 @@ class ActionLinks:
 class Channel:
     kind: ClassVar[str]
     supports_ack_buttons: ClassVar[bool] = False
+    supports_status_updates: ClassVar[bool] = False
 
     def __init__(self, session: aiohttp.ClientSession, links: ActionLinks | None = None) -> None:
         self.session = session
@@ -103,6 +137,10 @@ class Channel:
 
     async def send(self, message: NotificationRequested, target: Target) -> DeliveryResult:
         raise NotImplementedError
+
+    def endpoint(self, target: Target) -> str:
+        """The URL this channel will connect to, for the private-address check before sending."""
+        return target.get("url") or target.get("server")
 
 
 def subject_line(message: NotificationRequested) -> str:
