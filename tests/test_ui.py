@@ -450,3 +450,30 @@ async def test_people_who_are_not_administrators_do_not_get_the_config_pages(sta
     await expect(page.get_by_role("alert")).to_have_text("Cannot read the config: only an administrator may do this",
                                                          timeout=WAIT)
     assert problems == []
+
+
+async def test_an_administrator_silences_alerts_and_ends_the_silence(stack, browser, shots):
+    await stack.start(config())
+    page, problems = await open_ui(browser, stack)
+    await sign_in_with_token(page, stack, user="olga")
+    await page.get_by_role("link", name="Silences").click()
+    await expect(page.get_by_text("No active or coming silences.")).to_be_visible(timeout=WAIT)
+    # A line that is not a matcher is refused before anything is sent.
+    await page.get_by_label("Labels to match", exact=False).fill("just words")
+    await page.get_by_role("button", name="Silence", exact=True).click()
+    await expect(page.get_by_role("alert")).to_have_text('Not a matcher: "just words" (write name=value)')
+    await page.get_by_label("Labels to match", exact=False).fill("env=staging\nalertname=~Disk.*")
+    await page.get_by_label("Why", exact=False).fill("maintenance")
+    await page.get_by_role("button", name="Silence", exact=True).click()
+    item = page.locator("ul.silences li")
+    await expect(item).to_contain_text("env=staging, alertname=~Disk.*", timeout=WAIT)
+    await expect(item.locator(".badge")).to_have_text("active")
+    status, body = await stack.api("GET", "/api/v1/silences", user="olga")
+    assert status == 200 and body["items"][0]["matchers"] == {"env": "staging", "alertname": "=~Disk.*"}
+    assert body["items"][0]["comment"] == "maintenance"
+    await shots.take(page, "silences")
+    await item.get_by_role("button", name="End the silence", exact=False).click()
+    await expect(page.get_by_text("No active or coming silences.")).to_be_visible(timeout=WAIT)
+    status, body = await stack.api("GET", "/api/v1/silences", user="olga")
+    assert [s["state"] for s in body["items"]] == ["expired"]
+    assert problems == []

@@ -44,7 +44,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 
 # The client-side router's pages. Explicit, so no catch-all shadows an API path added later.
 PAGES = ("/", "/signin", "/incidents", "/incidents/{id}", "/calendar", "/profile", "/teams", "/routes",
-         "/people")
+         "/people", "/silences")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import * as incident from "./pages/incident.js";
 import * as incidents from "./pages/incidents.js";
 import * as profile from "./pages/profile.js";
 import * as signin from "./pages/signin.js";
+import * as silences from "./pages/silences.js";
 
 const ROUTES = [
   [/^\/$/, home, "On call"],
@@ -22,6 +23,7 @@ const ROUTES = [
   [/^\/teams$/, config.teams, "Teams"],
   [/^\/routes$/, config.routes, "Routes"],
   [/^\/people$/, config.people, "People"],
+  [/^\/silences$/, silences, "Silences"],
 ];
 
 const main = document.getElementById("main");
