@@ -54,6 +54,7 @@ bench: install system-deps
 	$(BIN)/python bench/router.py
 	$(BIN)/python bench/schedule.py
 	$(BIN)/python bench/timers.py
+	$(BIN)/python bench/deliveries.py
 
 # Refresh the pins after changing dependencies in pyproject.toml.
 lock:

@@ -19,6 +19,11 @@ def _connect_env(data_dir: Path) -> None:
     nats_url, database_url = runtime.urls(data_dir)
     os.environ.setdefault("TOCSIN_NATS_URL", nats_url)
     os.environ.setdefault("TOCSIN_DATABASE_URL", database_url)
+    _key_from(data_dir)
+
+
+def _key_from(data_dir: Path) -> None:
+    """Use the data dir's secret key (that `tocsin up` made) unless TOCSIN_SECRET_KEY is set."""
     key_file = data_dir / keys.KEY_FILE
     if not os.environ.get(keys.KEY_ENV) and key_file.is_file():
         os.environ[keys.KEY_ENV] = key_file.read_text().strip()
@@ -261,6 +266,63 @@ def cmd_user_create_admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_channel_test(args: argparse.Namespace) -> int:
+    from tocsin.notifier.channeltest import UnknownChannel, send_test
+    try:
+        outcome = _with_bus(Path(args.data_dir), lambda bus: send_test(bus, args.name))
+    except UnknownChannel as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(outcome.describe())
+    return 0 if outcome.result.outcome == "ok" else 1
+
+
+def _with_bus(data_dir: Path, work):  # type: ignore[no-untyped-def]
+    """Run `work(bus)` against the NATS of TOCSIN_NATS_URL, else of the running `tocsin up` in the data dir."""
+    from tocsin.events.bus import Bus
+    nats_url = os.environ.get("TOCSIN_NATS_URL") or runtime.urls(data_dir)[0]
+    _key_from(data_dir)
+
+    async def run():  # type: ignore[no-untyped-def]
+        bus = await Bus.connect(nats_url, "tocsin-cli")
+        try:
+            await bus.ensure_streams()
+            return await work(bus)
+        finally:
+            await bus.close()
+    return asyncio.run(run())
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from tocsin.notifier import deadletters
+
+    async def work(bus):  # type: ignore[no-untyped-def]
+        items = await deadletters.stored(bus, getattr(args, "kind", ""))
+        if args.action == "list":
+            for item in items:
+                print(item.line())
+            if not items:
+                print("no dead letters", file=sys.stderr)
+            return 0
+        chosen = items if args.all else [i for i in items if i.seq in set(args.seq)]
+        missing = set(args.seq) - {i.seq for i in chosen}
+        for seq in sorted(missing):
+            print(f"no dead letter {seq}", file=sys.stderr)
+        failed = bool(missing) or not chosen
+        for item in chosen:
+            try:
+                print(f"replayed {item.seq} as notification {await deadletters.replay(bus, item)}")
+            except ValueError as exc:
+                print(str(exc), file=sys.stderr)
+                failed = True
+        return 1 if failed else 0
+    if args.action == "replay" and not (args.all or args.seq):
+        print("name the dead letters to replay (their numbers from `tocsin dead-letters list`), or --all",
+              file=sys.stderr)
+        return USAGE_ERROR
+    return int(_with_bus(Path(args.data_dir), work))
+
+
 def cmd_heartbeat(args: argparse.Namespace) -> int:
     from tocsin.heartbeat import main as heartbeat_main
     return heartbeat_main(args.host, args.interval, args.server,
@@ -322,6 +384,25 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="load demo users, teams, rotations, routes and channels")
     s.add_argument("--data-dir", default=argparse.SUPPRESS)
     s.set_defaults(func=cmd_demo)
+
+    channel = sub.add_parser("channel", help="notification channels").add_subparsers(dest="action", required=True)
+    s = channel.add_parser("test", help="send a test message through one channel and print the provider's answer")
+    s.add_argument("name", help="a shared channel (ops-slack) or a person's contact (alice/push)")
+    s.add_argument("--data-dir", default=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_channel_test)
+
+    dead = sub.add_parser("dead-letters", help="what no retry could deliver").add_subparsers(dest="action",
+                                                                                           required=True)
+    s = dead.add_parser("list", help="one line per dead letter: number, time, kind, reason, notification, error")
+    s.add_argument("--kind", default="", help="only this channel kind")
+    s.add_argument("--data-dir", default=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_dead_letters)
+    s = dead.add_parser("replay", help="send dead letters' commands again (under new notification ids)")
+    s.add_argument("seq", nargs="*", type=int, help="numbers from `tocsin dead-letters list`")
+    s.add_argument("--all", action="store_true", help="every dead letter (of --kind)")
+    s.add_argument("--kind", default="", help="only this channel kind")
+    s.add_argument("--data-dir", default=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_dead_letters)
 
     token = sub.add_parser("token", help="personal API tokens").add_subparsers(dest="action", required=True)
     s = token.add_parser("create", help="print a new API token for USER once")

@@ -24,6 +24,7 @@ class Delivered(Event, frozen=True, kw_only=True, tag="delivery.delivered"):
     user: str = ""
     attempts: int
     provider_id: str = ""
+    bundle_id: str = ""        # sent inside one message with other pages to the same contact (bundling)
 
 
 class DeliveryFailed(Event, frozen=True, kw_only=True, tag="delivery.failed"):

@@ -76,6 +76,18 @@ class IncidentSilenced(Event, frozen=True, kw_only=True, tag="incident.silenced"
     silence_id: str = ""       # `config:<n>` for a silence of tocsin.yaml, else the API silence's id
 
 
+class ContactFellBack(Event, frozen=True, kw_only=True, tag="incident.fallback"):
+    """A page to a person failed for good; the router paged their next contact (`contact`) at once, or
+    found none left to try (`contact` empty). Written once per failed notification."""
+
+    user: str
+    failed_notification_id: str
+    failed_contact: str
+    error: str = ""
+    contact: str = ""
+    notification_id: str = ""
+
+
 class IncidentResolved(Event, frozen=True, kw_only=True, tag="incident.resolved"):
     by: str
     via: str = "api"
@@ -89,7 +101,7 @@ class NoteAdded(Event, frozen=True, kw_only=True, tag="incident.note_added"):
 
 IncidentEvent = (
     IncidentOpened | AlertAttached | IncidentAcknowledged | IncidentEscalated | TargetsPaged
-    | IncidentResolved | NoteAdded | IncidentSilenced
+    | IncidentResolved | NoteAdded | IncidentSilenced | ContactFellBack
 )
 decoder = msgspec.json.Decoder(IncidentEvent)
 
@@ -122,6 +134,7 @@ class IncidentState(msgspec.Struct, frozen=True, kw_only=True):
     alert_id: str = ""         # the alert that opened it
     acknowledged_version: int = 0   # the version of the latest acknowledgement (reminders follow it)
     silenced_until: datetime | None = None
+    fallen_back: frozenset[str] = frozenset()   # failed notification ids a fallback was recorded for
     version: int = 0
 
 
@@ -160,6 +173,9 @@ def evolve(state: IncidentState | None, event: IncidentEvent) -> IncidentState:
                                            version=event.version)
         case TargetsPaged() | NoteAdded():
             return msgspec.structs.replace(state, updated_at=event.at, version=event.version)
+        case ContactFellBack():
+            return msgspec.structs.replace(state, fallen_back=state.fallen_back | {event.failed_notification_id},
+                                           updated_at=event.at, version=event.version)
         case _:
             assert_never(event)
 
@@ -239,7 +255,16 @@ class Silence(msgspec.Struct, frozen=True, kw_only=True):
     silence_id: str = ""
 
 
-Command = Open | AttachAlert | Acknowledge | Resolve | Escalate | RecordPage | AddNote | Silence
+class FallBack(msgspec.Struct, frozen=True, kw_only=True):
+    user: str
+    failed_notification_id: str
+    failed_contact: str
+    error: str = ""
+    contact: str = ""
+    notification_id: str = ""
+
+
+Command = Open | AttachAlert | Acknowledge | Resolve | Escalate | RecordPage | AddNote | Silence | FallBack
 
 
 class InvalidTransition(Exception):
@@ -315,6 +340,14 @@ def decide(state: IncidentState | None, command: Command, env: Envelope) -> list
                 return []
             return [IncidentSilenced(aggregate_id=state.id, until=command.until, comment=command.comment,
                                      silence_id=command.silence_id, **common)]
+        case FallBack():
+            # Only while somebody still has to answer, and once per failed notification.
+            if state.status != "triggered" or command.failed_notification_id in state.fallen_back:
+                return []
+            return [ContactFellBack(aggregate_id=state.id, user=command.user,
+                                    failed_notification_id=command.failed_notification_id,
+                                    failed_contact=command.failed_contact, error=command.error,
+                                    contact=command.contact, notification_id=command.notification_id, **common)]
         case AddNote():
             note = command.note.strip()
             if not note:

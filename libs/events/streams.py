@@ -12,6 +12,7 @@
 | HOSTS      | hosts.<host>             | scheduler             | router (host notices)          |
 | ROUTING    | routing.<route>          | router                | api projector                  |
 | SILENCES   | silences.<silence id>    | api                   | router, scheduler, api         |
+| DEADLETTER | deadletter.<kind>        | notifier              | operators (`tocsin dead-letters`) |
 | AUDIT      | audit.<object>           | api                   | api projector                  |
 
 INCIDENTS keeps one subject per aggregate with the event type in the payload, so that
@@ -76,10 +77,13 @@ ROUTING = StreamDef("ROUTING", ["routing.>"], max_age=timedelta(days=90))
 # Silences made through the API: one subject per silence holding its latest state, kept until deleted.
 SILENCES = StreamDef("SILENCES", ["silences.>"], max_msgs_per_subject=1)
 
+# What no retry can fix (permanent failures, undecodable commands, max deliveries), to see and replay.
+DEADLETTER = StreamDef("DEADLETTER", ["deadletter.>"], max_age=timedelta(days=90))
 # Who changed what and who acted on incidents (libs/events/audit.py); kept, like INCIDENTS.
 AUDIT = StreamDef("AUDIT", ["audit.>"])
 
-ALL_STREAMS = (ALERTS, INCIDENTS, TIMERS, NOTIFY, DELIVERIES, CONFIG, HEARTBEATS, HOSTS, ROUTING, SILENCES, AUDIT)
+ALL_STREAMS = (ALERTS, INCIDENTS, TIMERS, NOTIFY, DELIVERIES, CONFIG, HEARTBEATS, HOSTS, ROUTING, SILENCES,
+               DEADLETTER, AUDIT)
 
 # The notifier's delivery ledger: one key per notification id, so a redelivered command is not sent twice.
 DELIVERY_LEDGER_BUCKET = "tocsin_delivery_ledger"
@@ -98,13 +102,14 @@ class ConsumerDef:
     max_deliver: int = -1
     max_ack_pending: int = 1000
     extra: dict[str, object] = field(default_factory=dict)
+    deliver_policy: DeliverPolicy = DeliverPolicy.ALL
 
     def config(self) -> ConsumerConfig:
         return ConsumerConfig(
             durable_name=self.durable,
             filter_subject=self.filter_subject,
             ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=self.deliver_policy,
             ack_wait=self.ack_wait.total_seconds(),
             max_deliver=self.max_deliver,
             max_ack_pending=self.max_ack_pending,
@@ -116,6 +121,10 @@ ROUTER_ALERTS = ConsumerDef("ALERTS", "router-alerts", "alerts.>", ack_wait=time
 ROUTER_TIMERS = ConsumerDef("TIMERS", "router-timers", "timers.fired.>", ack_wait=timedelta(seconds=10))
 # The router follows incidents too, to start reminders when someone acknowledges (through the API or a tool).
 ROUTER_INCIDENTS = ConsumerDef("INCIDENTS", "router-incidents", "incidents.>", ack_wait=timedelta(seconds=10))
+# The router follows deliveries, to page a person's next contact when one fails for good (fallback.py).
+# Created at the stream's end: an upgrade does not replay a year of old deliveries through it.
+ROUTER_DELIVERIES = ConsumerDef("DELIVERIES", "router-deliveries", "deliveries.>", ack_wait=timedelta(seconds=10),
+                                deliver_policy=DeliverPolicy.NEW)
 SCHEDULER_REQUESTS = ConsumerDef("TIMERS", "scheduler-requests", "timers.requested.>")
 SCHEDULER_INCIDENTS = ConsumerDef("INCIDENTS", "scheduler-incidents", "incidents.>")
 # Host watching: the scheduler keeps each host's state in Postgres; the router tells what it publishes.

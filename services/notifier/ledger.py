@@ -24,6 +24,7 @@ class Entry(msgspec.Struct):
     provider_id: str = ""
     error: str = ""
     at: str = ""
+    bundle_id: str = ""
 
 
 class Ledger:

@@ -35,6 +35,7 @@ from tocsin.events.streams import (
     ROUTER_TIMERS,
 )
 from tocsin.router import hosts
+from tocsin.router.fallback import Fallback
 from tocsin.router.matching import failed, matches
 from tocsin.router.paging import (
     HOST_ROUTE_PREFIX,
@@ -77,9 +78,11 @@ class Router:
         timers_sub = await self.bus.pull(ROUTER_TIMERS)
         incidents_sub = await self.bus.pull(ROUTER_INCIDENTS)
         hosts_sub = await self.bus.pull(ROUTER_HOSTS)
+        fallback = Fallback(self.bus, self.config, self.repo, self._link, self.clock)
         await self.silences.start()
         try:
             await asyncio.gather(
+                fallback.run(),
                 consume(alerts_sub, self._handle_alerts, batch=self.settings.batch, name="router-alerts"),
                 consume(timers_sub, self._handle_timers, batch=self.settings.batch, name="router-timers"),
                 consume(incidents_sub, self._handle_incidents, batch=500, name="router-incidents"),

@@ -13,6 +13,7 @@ from tocsin.events.chatconfig import SECRET_URL_KINDS
 from tocsin.events.config import secret_fields
 from tocsin.events.notify import NotificationRequested
 from tocsin.events.signing import action_token
+from tocsin.notifier.policies import Bundling, RateLimit
 
 Outcome = Literal["ok", "retry", "permanent"]
 
@@ -130,6 +131,13 @@ class Channel:
     kind: ClassVar[str]
     supports_ack_buttons: ClassVar[bool] = False
     supports_status_updates: ClassVar[bool] = False
+    # Pacing (notifier/pacing.py; values in policies.py): sends per destination (`destination_key`) and per
+    # provider account, bot or sending number (`provider_key`). None: no limit of ours.
+    rate_limit: ClassVar[RateLimit | None] = None
+    provider_rate_limit: ClassVar[RateLimit | None] = None
+    # Per-contact throttle (services/notifier/bundling.py): a burst of pages to one destination becomes one
+    # message. For kinds where each message wakes or costs (SMS, voice, Pushover, email). None: off.
+    bundle: ClassVar[Bundling | None] = None
 
     def __init__(self, session: aiohttp.ClientSession, links: ActionLinks | None = None) -> None:
         self.session = session
@@ -141,6 +149,14 @@ class Channel:
     def endpoint(self, target: Target) -> str:
         """The URL this channel will connect to, for the private-address check before sending."""
         return target.get("url") or target.get("server")
+
+    def destination_key(self, message: NotificationRequested, target: Target) -> str:
+        """What `rate_limit` and `bundle` count per: the person's contact or the shared channel."""
+        return message.channel
+
+    def provider_key(self, target: Target) -> str:
+        """What `provider_rate_limit` counts per (override: the sending number, the bot, the account)."""
+        return self.kind
 
 
 def subject_line(message: NotificationRequested) -> str:

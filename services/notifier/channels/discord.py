@@ -17,6 +17,7 @@ import aiohttp
 from tocsin.events.notify import NotificationRequested
 from tocsin.notifier.channels.base import Channel, DeliveryResult, Target, classify_status, subject_line
 from tocsin.notifier.channels.chat import answerable, clip, colour, status_text
+from tocsin.notifier.policies import DISCORD_PER_WEBHOOK, RateLimit
 
 MAX_CONTENT, MAX_TITLE, MAX_DESCRIPTION = 2000, 256, 4096
 
@@ -45,6 +46,7 @@ def with_wait(url: str) -> str:
 
 class DiscordChannel(Channel):
     kind: ClassVar[str] = "discord"
+    rate_limit: ClassVar[RateLimit | None] = DISCORD_PER_WEBHOOK
 
     async def send(self, message: NotificationRequested, target: Target) -> DeliveryResult:
         links = ""

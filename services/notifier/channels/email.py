@@ -21,6 +21,7 @@ import aiosmtplib
 
 from tocsin.events.notify import NotificationRequested
 from tocsin.notifier.channels.base import Channel, DeliveryResult, Outcome, Target, subject_line
+from tocsin.notifier.policies import PAGES, Bundling
 
 ANSWERABLE = ("page", "escalation", "reminder")
 MAX_BODY = 100_000
@@ -39,6 +40,7 @@ def smtp_outcome(code: int) -> Outcome:
 class EmailChannel(Channel):
     kind: ClassVar[str] = "email"
     supports_ack_buttons: ClassVar[bool] = True
+    bundle: ClassVar[Bundling | None] = PAGES
 
     def compose(self, message: NotificationRequested, target: Target) -> EmailMessage:
         mail = EmailMessage()

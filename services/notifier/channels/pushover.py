@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from tocsin.events.notify import NotificationRequested
 from tocsin.notifier.channels.base import Channel, DeliveryResult, Target, classify_status, subject_line
+from tocsin.notifier.policies import PAGES, Bundling
 
 PUSHOVER_CALLBACK = "/api/v1/callbacks/pushover/{token}"
 ANSWERABLE = ("page", "escalation", "reminder")
@@ -38,6 +39,7 @@ def priority_of(message: NotificationRequested, target: Target) -> int:
 class PushoverChannel(Channel):
     kind: ClassVar[str] = "pushover"
     supports_ack_buttons: ClassVar[bool] = True    # the app's own Acknowledge, for emergency messages
+    bundle: ClassVar[Bundling | None] = PAGES
 
     def form(self, message: NotificationRequested, target: Target) -> dict[str, str]:
         body = (message.body or message.title)[:MAX_MESSAGE]

@@ -15,6 +15,7 @@ from tocsin.events.chatbuttons import button_token
 from tocsin.events.notify import NotificationRequested
 from tocsin.notifier.channels.base import Channel, DeliveryResult, Target, result_of, subject_line, text_body
 from tocsin.notifier.channels.chat import answerable, clip, status_text
+from tocsin.notifier.policies import SLACK_PER_CHANNEL, RateLimit
 
 MAX_SECTION = 3000
 ACTION_IDS = {"acknowledge": "tocsin_acknowledge", "resolve": "tocsin_resolve"}
@@ -56,6 +57,7 @@ class SlackChannel(Channel):
     kind: ClassVar[str] = "slack"
     supports_ack_buttons: ClassVar[bool] = True      # with a Slack app's signing secret
     supports_status_updates: ClassVar[bool] = True   # the message is replaced after a button press
+    rate_limit: ClassVar[RateLimit | None] = SLACK_PER_CHANNEL
 
     async def send(self, message: NotificationRequested, target: Target) -> DeliveryResult:
         token = ""

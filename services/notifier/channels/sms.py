@@ -11,6 +11,7 @@ from typing import ClassVar
 from tocsin.events.notify import NotificationRequested
 from tocsin.notifier.channels import twilio_api
 from tocsin.notifier.channels.base import Channel, DeliveryResult, Target, text_body
+from tocsin.notifier.policies import PAGES, TWILIO_PER_NUMBER, Bundling, RateLimit
 
 MAX_SMS = 1600          # Twilio's limit for one message body (it splits into segments itself)
 ANSWERABLE = ("page", "escalation", "reminder")
@@ -27,6 +28,12 @@ def sms_text(message: NotificationRequested) -> str:
 class SmsChannel(Channel):
     kind: ClassVar[str] = "sms"
     supports_ack_buttons: ClassVar[bool] = True    # by reply, not by button
+    provider_rate_limit: ClassVar[RateLimit | None] = TWILIO_PER_NUMBER
+    bundle: ClassVar[Bundling | None] = PAGES
+
+    def provider_key(self, target: Target) -> str:
+        # Twilio paces per sending number: about one message (segment) or call a second each.
+        return f"twilio:{target.get('from')}"
 
     async def send(self, message: NotificationRequested, target: Target) -> DeliveryResult:
         if error := twilio_api.missing(target):

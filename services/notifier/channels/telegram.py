@@ -9,6 +9,7 @@ before it is escaped.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from typing import Any, ClassVar
@@ -19,6 +20,7 @@ from tocsin.events.chatbuttons import telegram_callback_data
 from tocsin.events.notify import NotificationRequested
 from tocsin.notifier.channels.base import Channel, DeliveryResult, Target, classify_status, subject_line
 from tocsin.notifier.channels.chat import answerable, clip_utf16
+from tocsin.notifier.policies import TELEGRAM_PER_BOT, TELEGRAM_PER_CHAT, RateLimit
 
 API = "https://api.telegram.org"
 MAX_TEXT = 4096
@@ -48,6 +50,12 @@ class TelegramChannel(Channel):
     kind: ClassVar[str] = "telegram"
     supports_ack_buttons: ClassVar[bool] = True
     supports_status_updates: ClassVar[bool] = True   # edited on a button press and on the resolution
+    rate_limit: ClassVar[RateLimit | None] = TELEGRAM_PER_CHAT
+    provider_rate_limit: ClassVar[RateLimit | None] = TELEGRAM_PER_BOT
+
+    def provider_key(self, target: Target) -> str:
+        # Per bot; the token names the bot, and a digest keeps it out of memory dumps and logs.
+        return "telegram:" + hashlib.sha256(target.get("bot_token").encode()).hexdigest()[:16]
 
     def endpoint(self, target: Target) -> str:
         return target.get("base_url", API)

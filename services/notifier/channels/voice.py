@@ -12,6 +12,7 @@ from tocsin.events.notify import NotificationRequested
 from tocsin.events.voice import prompt_twiml, say_twiml, voice_callback_url
 from tocsin.notifier.channels import twilio_api
 from tocsin.notifier.channels.base import Channel, DeliveryResult, Target
+from tocsin.notifier.policies import PAGES, TWILIO_PER_NUMBER, Bundling, RateLimit
 
 ANSWERABLE = ("page", "escalation", "reminder")
 SPOKEN_KIND = {"page": "", "escalation": "Escalated. ", "reminder": "Reminder. ", "resolved": "Resolved. ",
@@ -26,6 +27,12 @@ def spoken_text(message: NotificationRequested) -> str:
 class VoiceChannel(Channel):
     kind: ClassVar[str] = "voice"
     supports_ack_buttons: ClassVar[bool] = True    # by key press
+    provider_rate_limit: ClassVar[RateLimit | None] = TWILIO_PER_NUMBER
+    bundle: ClassVar[Bundling | None] = PAGES
+
+    def provider_key(self, target: Target) -> str:
+        # Twilio paces per sending number: about one message (segment) or call a second each.
+        return f"twilio:{target.get('from')}"
 
     def twiml(self, message: NotificationRequested) -> str:
         spoken = spoken_text(message)
