@@ -35,8 +35,10 @@ from tocsin.api import (
     ops,
     pushover_receipts,
     silences,
+    stream,
     teams,
     tokens,
+    ui,
 )
 from tocsin.api.alert_routing import routing_answer
 from tocsin.api.context import CONTEXT, Context
@@ -145,7 +147,8 @@ def add_routes(app: web.Application) -> None:
                           *callbacks_twilio.ENDPOINTS, *callbacks_pushover.ENDPOINTS,
                           *callbacks_telegram.ENDPOINTS, *callbacks_slack.ENDPOINTS, *callbacks_mattermost.ENDPOINTS,
                           *silences.ENDPOINTS, *login.ENDPOINTS, *oidc.ENDPOINTS, *tokens.ENDPOINTS,
-                          *audit.ENDPOINTS, *calendar.ENDPOINTS])
+                          *audit.ENDPOINTS, *calendar.ENDPOINTS, *stream.ENDPOINTS, *ui.ENDPOINTS])
+    ui.load(app)
 
 
 def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool | None = None,
@@ -155,6 +158,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool
     ctx = Context(settings)
     app[CONTEXT] = ctx
     add_routes(app)
+    broadcaster = stream.install(app, heartbeat=settings.stream_heartbeat)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         own_bus, own_pool = bus is None, pool is None
@@ -176,8 +180,10 @@ def create_app(settings: Settings, *, bus: Bus | None = None, pool: asyncpg.Pool
             projector = Projector(b, p, settings.database_url)
             ctx.extra["projector"] = projector
             projector_task = asyncio.create_task(projector.run(), name="projector")
+            await broadcaster.start(settings.database_url, p)
             yield
         finally:
+            await broadcaster.stop()
             if projector_task is not None:
                 await cancel_and_wait([projector_task], 10)
             REGISTRY.remove_collector("consumer-lag", collect)

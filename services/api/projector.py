@@ -15,6 +15,7 @@ import asyncpg
 import msgspec
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from tocsin.api import stream as event_stream
 from tocsin.events import alerts, audit, deliveries, incidents, routing
 from tocsin.events.bus import Bus
 from tocsin.events.streams import ALERTS, AUDIT, DELIVERIES, INCIDENTS, ROUTING
@@ -49,10 +50,11 @@ ON CONFLICT (notification_id) DO UPDATE SET
 
 
 class Projector:
-    def __init__(self, bus: Bus, pool: asyncpg.Pool, dsn: str) -> None:
+    def __init__(self, bus: Bus, pool: asyncpg.Pool, dsn: str, *, notify: bool = True) -> None:
         self.bus = bus
         self.pool = pool
         self.dsn = dsn
+        self.notify = notify     # tell /api/v1/stream listeners of each change (not during a rebuild)
 
     async def run(self) -> None:
         """Project until cancelled. One projector at a time across API replicas (a Postgres advisory lock
@@ -169,6 +171,8 @@ class Projector:
         await conn.executemany(
             "INSERT INTO api_incident_events (incident_id, seq, version, type, at, body) "
             "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING", timeline)
+        if self.notify:
+            await _notify(conn, "incident", changed)
 
     async def _alerts(self, conn: asyncpg.Connection, items: list[tuple[int, bytes]]) -> None:
         await conn.executemany(
@@ -191,6 +195,8 @@ class Projector:
                          status, attempts, provider_id, error, event.at))
         # In stream order: one notification's later event wins (executemany runs the rows in order).
         await conn.executemany(UPSERT_DELIVERY, rows)
+        if self.notify:
+            await _notify(conn, "delivery", {row[1] for row in rows})
 
     async def _audit(self, conn: asyncpg.Connection, items: list[tuple[int, bytes]]) -> None:
         await conn.executemany(
@@ -198,7 +204,6 @@ class Projector:
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
             [(e.id, seq, e.at, e.actor, e.action, e.target, e.team, e.via, msgspec.json.encode(e.details).decode())
              for seq, _, e in self._decoded(AUDIT.name, items, audit.decoder)])
-
 
     async def _routing(self, conn: asyncpg.Connection, items: list[tuple[int, bytes]]) -> None:
         # The latest outcome per alert wins (an alert is routed once; a redelivery records the same).
@@ -208,6 +213,14 @@ class Projector:
             "body = EXCLUDED.body",
             [(e.alert_id, e.outcome, e.at, data.decode())
              for _, data, e in self._decoded(ROUTING.name, items, routing.decoder)])
+
+
+async def _notify(conn: asyncpg.Connection, kind: str, incident_ids: set[str]) -> None:
+    """Tell the API's event streams (every replica) what changed. Sent inside the batch's transaction,
+    Postgres delivers it only after the commit, so a listener always reads the change it is told about."""
+    if incident_ids:
+        await conn.executemany("SELECT pg_notify($1, $2)",
+                               [(event_stream.CHANNEL, event_stream.notice(kind, i)) for i in sorted(incident_ids)])
 
 
 async def _set_offset(conn: asyncpg.Connection, stream: str, seq: int) -> None:
@@ -227,7 +240,7 @@ async def rebuild(bus: Bus, pool: asyncpg.Pool, batch: int = 500) -> dict[str, i
     One transaction: nobody sees the read models half-built, and a projector running meanwhile (under
     `tocsin up`) waits on the table locks, then goes on from the offsets written here, skipping what
     the rebuild already replayed."""
-    projector = Projector(bus, pool, "")
+    projector = Projector(bus, pool, "", notify=False)   # replaying yields the same state: nothing to tell
     counts: dict[str, int] = {}
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(f"TRUNCATE {', '.join(READ_MODELS)}")

@@ -14,6 +14,7 @@ class Settings:
     public_url: str = "http://127.0.0.1:8080"
     config_file: str = ""               # applied at start when set (TOCSIN_CONFIG)
     max_body_bytes: int = 1024 * 1024
+    stream_heartbeat: float = 15.0      # seconds between keep-alive comments on /api/v1/stream
 
     secret_key: bytes = b""            # TOCSIN_SECRET_KEY, or the data dir's under `tocsin up`
 
@@ -26,4 +27,5 @@ class Settings:
             listen=os.environ.get("TOCSIN_HTTP", cls.listen),
             public_url=os.environ.get("TOCSIN_PUBLIC_URL", cls.public_url).rstrip("/"),
             config_file=os.environ.get("TOCSIN_CONFIG", ""),
+            stream_heartbeat=float(os.environ.get("TOCSIN_STREAM_HEARTBEAT", cls.stream_heartbeat)),
         )

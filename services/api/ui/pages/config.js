@@ -1,0 +1,180 @@
+// Teams and routes, read from the applied config (GET /api/v1/config, scope config:read). Editing is done in
+// tocsin.yaml (`tocsin config apply`) until the API has endpoints per object.
+
+import { api, isMissingEndpoint } from "../api.js";
+import { empty, errorBox, h, notice, replace } from "../dom.js";
+
+async function loadConfig(main, title) {
+  try {
+    return (await api("GET", "/api/v1/config")).config;
+  } catch (err) {
+    replace(main, h("h1", {}, title), errorBox(err, "Cannot read the config"));
+    return null;
+  }
+}
+
+// The escalation policy of a team as a form: ordered steps of targets and a wait, and the repeat count.
+// Saved with PUT /api/v1/teams/{team}/escalation and If-Match, so a policy changed meanwhile is not
+// overwritten (409 with the API's message).
+function escalationEditor(name, policy, revision) {
+  const id = `esc-${name}`;
+  const msg = h("div", { "aria-live": "polite" });
+  const steps = h("ol", { class: "steps" });
+  const addStep = (step) => {
+    const n = steps.children.length + 1;
+    const li = h("li", { class: "step" },
+      h("label", { for: `${id}-t${n}` }, `Step ${n}: notify (comma-separated: rotation:NAME, user:NAME, channel:NAME, team:NAME)`),
+      h("input", { id: `${id}-t${n}`, name: "notify", value: (step.notify || []).join(", "), required: true }),
+      h("label", { for: `${id}-w${n}` }, `Step ${n}: wait before the next step`),
+      h("input", { id: `${id}-w${n}`, name: "wait", value: step.wait || "5m", required: true, pattern: "[0-9]+[smhdw]" }),
+      h("button", { type: "button", "aria-label": `Remove step ${n}`, onclick: () => { li.remove(); } }, "Remove step"));
+    steps.append(li);
+  };
+  (policy.steps || []).forEach(addStep);
+  const repeat = h("input", { id: `${id}-repeat`, name: "repeat", type: "number", min: 0, max: 10, value: policy.repeat || 0 });
+  const form = h("form", { class: "escalation-form" }, steps,
+    h("button", { type: "button", onclick: () => addStep({ notify: [], wait: "5m" }) }, "Add a step"),
+    h("label", { for: `${id}-repeat` }, "Run the whole policy again this many times"), repeat,
+    h("div", {}, h("button", { type: "submit", class: "primary" }, "Save escalation policy")), msg);
+  let seen = revision;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = {
+      steps: [...steps.querySelectorAll("li.step")].map((li) => ({
+        notify: li.querySelector("[name=notify]").value.split(",").map((t) => t.trim()).filter(Boolean),
+        wait: li.querySelector("[name=wait]").value.trim(),
+      })),
+      repeat: Number(repeat.value || 0),
+    };
+    try {
+      await api("PUT", `/api/v1/teams/${encodeURIComponent(name)}/escalation`, body, { "If-Match": `"${seen}"` });
+      const fresh = await api("GET", "/api/v1/config");
+      seen = fresh.revision;
+      replace(msg, notice(`Saved: the escalation policy of ${name} is revision ${seen}.`, "ok"));
+    } catch (err) {
+      replace(msg, isMissingEndpoint(err)
+        ? errorBox("This server cannot change escalation policies yet (no PUT /api/v1/teams/{team}/escalation). Change it in tocsin.yaml.")
+        : errorBox(err, "Not saved"));
+    }
+  });
+  return h("details", { class: "edit" }, h("summary", {}, "Edit the escalation policy"), form);
+}
+
+export const teams = {
+  async render(main) {
+    let revision = 0;
+    let config;
+    try {
+      ({ revision, config } = await api("GET", "/api/v1/config"));
+    } catch (err) {
+      replace(main, h("h1", {}, "Teams"), errorBox(err, "Cannot read the config"));
+      return;
+    }
+    const list = Object.entries(config.teams || {});
+    replace(main, h("h1", {}, "Teams"),
+      notice("Members and rotations are changed in tocsin.yaml (tocsin config apply); the escalation policy here.", "info"),
+      list.length ? list.map(([name, team]) => h("section", { class: "card", "aria-labelledby": `t-${name}` },
+        h("h2", { id: `t-${name}` }, name),
+        h("dl", { class: "facts" },
+          h("dt", {}, "Members"), h("dd", {}, (team.members || []).join(", ") || "—"),
+          h("dt", {}, "Admins"), h("dd", {}, (team.admins || []).join(", ") || "—"),
+          h("dt", {}, "Channels"), h("dd", {}, (team.channels || []).join(", ") || "—")),
+        h("h3", {}, "Rotations"),
+        Object.keys(team.rotations || {}).length ? h("ul", {}, Object.entries(team.rotations).map(([rn, r]) =>
+          h("li", {}, h("strong", {}, rn), `: ${(r.members || []).join(" → ")}, every ${r.shift}, from ${r.start}${r.timezone ? ` (${r.timezone})` : ""}`)))
+          : empty("No rotations."),
+        h("h3", {}, "Escalation"),
+        team.escalation && (team.escalation.steps || []).length ? h("ol", {}, team.escalation.steps.map((s) =>
+          h("li", {}, `${(s.notify || []).join(", ")}${s.wait ? `, then wait ${s.wait}` : ""}`)))
+          : empty("No escalation policy."),
+        team.escalation && team.escalation.repeat ? h("p", { class: "muted" }, `Repeats ${team.escalation.repeat} times.`) : "",
+        escalationEditor(name, team.escalation || {}, revision)))
+        : empty("No teams yet."));
+  },
+};
+
+function snippets(name, route, origin) {
+  const url = `${origin}/api/v1/intake/${route.source}`;
+  const out = [];
+  if (route.source === "alertmanager") {
+    out.push(["Alertmanager (alertmanager.yml)", `receivers:
+  - name: tocsin-${name}
+    webhook_configs:
+      - url: ${url}
+        send_resolved: true
+        http_config:
+          authorization:
+            credentials: <ROUTE TOKEN>`]);
+  }
+  if (route.source === "grafana") {
+    out.push(["Grafana contact point (webhook)", `Type: Webhook
+URL: ${url}
+HTTP method: POST
+Authorization header - scheme: Bearer
+Authorization header - credentials: <ROUTE TOKEN>`]);
+  }
+  if (route.source === "zabbix") {
+    out.push(["Zabbix media type (webhook) parameter URL", `${url}?token=<ROUTE TOKEN>`]);
+  }
+  const body = route.source === "webhook" ? `-d '{"title": "Test from curl", "severity": "critical"}'`
+    : `--data-binary @${route.source}-payload.json`;
+  out.push(["curl", `curl -X POST -H 'Authorization: Bearer <ROUTE TOKEN>' -H 'Content-Type: application/json' \\
+  ${body} ${url}`]);
+  return out;
+}
+
+export const routes = {
+  async render(main) {
+    const config = await loadConfig(main, "Routes");
+    if (!config) return;
+    const list = Object.entries(config.routes || {});
+    replace(main, h("h1", {}, "Routes"),
+      notice("Route tokens are stored only as hashes, so they cannot be shown again. Use the token printed when the route was applied in place of <ROUTE TOKEN>.", "info"),
+      list.length ? list.map(([name, route]) => h("section", { class: "card", "aria-labelledby": `r-${name}` },
+        h("h2", { id: `r-${name}` }, name),
+        h("p", {}, `${route.source} → team ${route.team}`, route.match && Object.keys(route.match).length ? ` · matches ${JSON.stringify(route.match)}` : ""),
+        snippets(name, route, location.origin).map(([title, text]) => {
+          const pre = h("pre", { tabindex: 0 }, text);
+          const msg = h("span", { class: "muted", "aria-live": "polite" });
+          return h("div", { class: "snippet" }, h("h3", {}, title), pre,
+            h("button", { type: "button", "aria-label": `Copy the ${title} snippet`, onclick: async () => {
+              try { await navigator.clipboard.writeText(text); msg.textContent = " Copied."; } catch { msg.textContent = " Select the text and copy it."; }
+            } }, "Copy"), msg);
+        })))
+        : empty("No routes yet."));
+  },
+};
+
+// People: how each one is reached (contact methods) and in what order (rules). Read-only here.
+export const people = {
+  async render(main) {
+    let users;
+    try {
+      users = (await api("GET", "/api/v1/users")).users;
+    } catch (err) {
+      if (!isMissingEndpoint(err)) { replace(main, h("h1", {}, "People"), errorBox(err, "Cannot read the users")); return; }
+      const config = await loadConfig(main, "People");
+      if (!config) return;
+      users = config.users || {};
+    }
+    const list = Object.entries(users).sort(([a], [b]) => a.localeCompare(b));
+    replace(main, h("h1", {}, "People"),
+      notice("Read-only here: people, contact methods and rules are changed in tocsin.yaml or through the API.", "info"),
+      list.length ? list.map(([name, u]) => h("section", { class: "card", "aria-labelledby": `u-${name}` },
+        h("h2", { id: `u-${name}` }, u.name ? `${u.name} (${name})` : name),
+        h("dl", { class: "facts" },
+          h("dt", {}, "Email"), h("dd", {}, u.email || "—"),
+          h("dt", {}, "Phone"), h("dd", {}, u.phone || "—"),
+          h("dt", {}, "Role"), h("dd", {}, u.role || "user"),
+          h("dt", {}, "Time zone"), h("dd", {}, u.timezone || "the installation's")),
+        h("h3", {}, "Contact methods"),
+        Object.keys(u.contacts || {}).length ? h("ul", { class: "contacts" }, Object.entries(u.contacts).map(([cname, c]) =>
+          h("li", {}, h("strong", {}, cname), `: ${c.type}`,
+            ...Object.entries(c).filter(([k]) => k !== "type").map(([k, v]) => ` · ${k} ${typeof v === "object" ? JSON.stringify(v) : v}`))))
+          : empty("No contact methods: this person cannot be paged."),
+        h("h3", {}, "Rules"),
+        (u.rules || []).length ? h("ol", {}, u.rules.map((r) => h("li", {}, `${r.contact} after ${r.after || "0s"}`)))
+          : h("p", { class: "muted" }, "No rules: every contact method at once.")))
+        : empty("No users yet."));
+  },
+};
