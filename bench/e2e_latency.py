@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import multiprocessing as mp
 import os
@@ -318,7 +319,14 @@ def main() -> int:
         child_conn.close()   # so that a dead child shows as EOF here instead of a wait forever
         nats_pid = nats_server.proc.pid if nats_server and nats_server.proc else None
         use_uvloop()   # as the tocsin command runs every service
+        profile_to = os.environ.get("BENCH_PROFILE")   # a path: cProfile the stack's process into it
+        profiler = cProfile.Profile() if profile_to else None
+        if profiler:
+            profiler.enable()
         result = asyncio.run(serve_stack(conn, nats_url, database_url, config, nats_pid))
+        if profiler and profile_to:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
         result.update(command=shlex.join(["python", *sys.argv]), machine=machine_line, servers=servers)
         report(result, args.warmup)
         if args.json:
