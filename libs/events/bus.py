@@ -163,6 +163,29 @@ class Bus:
 BatchHandler = Callable[[list[Msg]], Awaitable[None]]
 
 
+async def next_batch(sub: Puller, batch: int, idle_timeout: float, name: str) -> list[Msg] | None:
+    """Up to `batch` messages ([] after a quiet `idle_timeout`, a refusal or a connection hiccup, which it
+    logs and waits out), or None once the connection is closed for good. Never swallows a cancellation."""
+    try:
+        msgs = await sub.fetch(batch, idle_timeout)
+    except nats.errors.ConnectionClosedError:
+        return None
+    except PullRefused as exc:
+        _raise_if_cancelling()
+        if not exc.transient:
+            log.warning("%s: pull refused: %s", name, exc)
+        await asyncio.sleep(0.05 if exc.transient else 0.5)
+        return []
+    except Exception as exc:  # connection trouble: keep trying, the bus reconnects by itself
+        _raise_if_cancelling()
+        log.warning("%s: fetch failed: %s", name, exc)
+        await asyncio.sleep(0.5)
+        return []
+    if not msgs:
+        _raise_if_cancelling()
+    return msgs
+
+
 async def consume(sub: Puller, handle: BatchHandler, *, batch: int = 100, idle_timeout: float = 1.0,
                   name: str = "consumer") -> None:
     """Fetch batches forever and hand them to `handle`, which acks. A failing batch is not acked, so
@@ -170,23 +193,10 @@ async def consume(sub: Puller, handle: BatchHandler, *, batch: int = 100, idle_t
     (cancelled, or the connection closed) the puller is closed: what it still held is NAKed."""
     try:
         while True:
-            try:
-                msgs = await sub.fetch(batch, idle_timeout)
-            except nats.errors.ConnectionClosedError:
+            msgs = await next_batch(sub, batch, idle_timeout, name)
+            if msgs is None:
                 return
-            except PullRefused as exc:
-                _raise_if_cancelling()
-                if not exc.transient:
-                    log.warning("%s: pull refused: %s", name, exc)
-                await asyncio.sleep(0.05 if exc.transient else 0.5)
-                continue
-            except Exception as exc:  # connection trouble: keep trying, the bus reconnects by itself
-                _raise_if_cancelling()
-                log.warning("%s: fetch failed: %s", name, exc)
-                await asyncio.sleep(0.5)
-                continue
             if not msgs:
-                _raise_if_cancelling()
                 continue
             try:
                 await handle(msgs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -92,3 +92,14 @@ async def read_json_body(request: web.Request, limit: int, *, any_type: bool = F
             raise ApiError(413, f"body is larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def limit_param(query: Mapping[str, str], default: int = 50, most: int = 500) -> int:
+    """The `limit` of a list request: a number from 1 to `most`, else 422 naming the parameter."""
+    try:
+        limit = int(query.get("limit", str(default)))
+    except ValueError:
+        raise ApiError(422, "limit must be a number", details={"path": "limit"}) from None
+    if not 1 <= limit <= most:
+        raise ApiError(422, f"limit must be between 1 and {most}", details={"path": "limit"})
+    return limit

@@ -17,7 +17,7 @@ from tocsin.api.context import Context
 from tocsin.events import audit
 from tocsin.events.bus import Bus
 from tocsin.events.openapi import Endpoint, Param
-from tocsin.events.web import ApiError
+from tocsin.events.web import ApiError, limit_param
 
 
 async def record(bus: Bus, actor: Caller | str, action: str, *, target: str = "", team: str = "",
@@ -43,12 +43,7 @@ async def list_audit(request: web.Request) -> web.Response:
     ctx = Context.of(request)
     (await ctx.caller(request)).require_admin()
     q = request.query
-    try:
-        limit = int(q.get("limit", "50"))
-    except ValueError:
-        raise ApiError(422, "limit must be a number", details={"path": "limit"}) from None
-    if not 1 <= limit <= 500:
-        raise ApiError(422, "limit must be between 1 and 500", details={"path": "limit"})
+    limit = limit_param(q)
     where: list[str] = []
     args: list[Any] = []
 

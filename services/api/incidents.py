@@ -18,7 +18,7 @@ from tocsin.events import alerts, incidents, timers
 from tocsin.events.base import new_id, stable_id, utcnow
 from tocsin.events.incidents import IncidentState, InvalidTransition
 from tocsin.events.openapi import Endpoint, Param, Time, decode_body, respond
-from tocsin.events.web import ApiError, read_json_body
+from tocsin.events.web import ApiError, limit_param, read_json_body
 
 LIST_FIELDS = ("id", "number", "status", "title", "severity", "team", "route", "source", "created_at",
                "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by", "alert_count")
@@ -141,12 +141,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     severity = q.get("severity")
     if severity is not None and severity not in SEVERITIES:
         raise ApiError(422, f"severity must be one of {', '.join(SEVERITIES)}", details={"path": "severity"})
-    try:
-        limit = int(q.get("limit", "50"))
-    except ValueError:
-        raise ApiError(422, "limit must be a number", details={"path": "limit"}) from None
-    if not 1 <= limit <= 500:
-        raise ApiError(422, "limit must be between 1 and 500", details={"path": "limit"})
+    limit = limit_param(q)
     where: list[str] = []
     args: list[Any] = []
 

@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
-import nats
 from nats.aio.msg import Msg
 
-from tocsin.events.puller import Puller, PullRefused
+from tocsin.events.bus import next_batch
+from tocsin.events.puller import Puller
 
 log = logging.getLogger("tocsin.notifier")
 
@@ -126,23 +126,10 @@ async def pump(sub: Puller, handle: Callable[[Msg], Coroutine[Any, Any, None]],
             if want <= 0:
                 flow.changed()
                 continue
-            try:
-                msgs = await sub.fetch(want, idle_timeout)
-            except nats.errors.ConnectionClosedError:
+            msgs = await next_batch(sub, want, idle_timeout, name)
+            if msgs is None:
                 return
-            except PullRefused as exc:
-                _raise_if_cancelling()
-                if not exc.transient:
-                    log.warning("%s: pull refused: %s", name, exc)
-                await asyncio.sleep(0.05 if exc.transient else 0.5)
-                continue
-            except Exception as exc:   # connection trouble: the bus reconnects by itself
-                _raise_if_cancelling()
-                log.warning("%s: fetch failed: %s", name, exc)
-                await asyncio.sleep(0.5)
-                continue
             if not msgs:
-                _raise_if_cancelling()
                 continue
             for msg in msgs:
                 task = asyncio.create_task(handle(msg))
@@ -160,10 +147,3 @@ async def pump(sub: Puller, handle: Callable[[Msg], Coroutine[Any, Any, None]],
                 await task
         # What the puller holds and never handed out is NAKed, so another replica gets it at once.
         await sub.close()
-
-
-def _raise_if_cancelling() -> None:
-    # nats-py's fetch can turn a cancellation into a timeout; do not let the loop swallow it.
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
