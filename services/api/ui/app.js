@@ -12,6 +12,7 @@ import * as incidents from "./pages/incidents.js";
 import * as profile from "./pages/profile.js";
 import * as signin from "./pages/signin.js";
 import * as silences from "./pages/silences.js";
+import * as teams from "./pages/teams.js";
 
 const ROUTES = [
   [/^\/$/, home, "On call"],
@@ -20,7 +21,7 @@ const ROUTES = [
   [/^\/incidents\/([^/]+)$/, incident, "Incident"],
   [/^\/calendar$/, calendar, "Calendar"],
   [/^\/profile$/, profile, "Profile"],
-  [/^\/teams$/, config.teams, "Teams"],
+  [/^\/teams$/, teams, "Teams"],
   [/^\/routes$/, config.routes, "Routes"],
   [/^\/people$/, config.people, "People"],
   [/^\/silences$/, silences, "Silences"],
