@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.async_api import expect
-from test_ui import WAIT, browser, config, open_ui, shots, sign_in_with_token
+from test_ui import WAIT, browser, config, open_ui, shots, sign_in_with_password, sign_in_with_token
 
 from harness import eventually
 
@@ -83,4 +83,110 @@ async def test_an_administrator_edits_members_rotations_and_overrides(stack, bro
     await expect(team.get_by_text("No overrides.")).to_be_visible(timeout=WAIT)
     status, body = await stack.api("GET", "/api/v1/teams/infra/overrides", user="olga")
     assert status == 200 and body["overrides"] == []
+    assert problems == []
+
+
+async def test_an_administrator_adds_a_person_with_contacts_and_rules(stack, browser, shots):
+    await stack.start(config())
+    page, problems = await open_ui(browser, stack)
+    await sign_in_with_token(page, stack, user="olga")
+    await page.get_by_role("link", name="People").click()
+    await expect(page.get_by_role("heading", name="People", exact=True)).to_be_visible(timeout=WAIT)
+
+    # A new person.
+    await page.get_by_text("Add a person").click()
+    add = page.get_by_role("form", name="Add a person")
+    await add.get_by_label("Username").fill("dave")
+    await add.get_by_label("Name", exact=True).fill("Dave Example")
+    await add.get_by_label("Email").fill("dave@example.com")
+    await add.get_by_label("Phone (E.164)").fill("+15550003333")
+    await add.get_by_label("Time zone").fill("Europe/Berlin")
+    await add.get_by_role("button", name="Add person").click()
+    await expect(page.get_by_role("status").filter(has_text="Added dave.")).to_be_visible(timeout=WAIT)
+    status, dave = await stack.api("GET", "/api/v1/users/dave", user="olga")
+    assert status == 200
+    assert (dave["name"], dave["email"], dave["phone"], dave["timezone"], dave["role"]) == (
+        "Dave Example", "dave@example.com", "+15550003333", "Europe/Berlin", "user")
+    card = page.get_by_role("region", name="Dave Example (dave)")
+
+    # A contact method with a bad field: the API's path is shown, nothing is stored.
+    async def add_contact(name: str, kind: str, fields: dict[str, str]) -> None:
+        await card.get_by_text("Add a contact method").click()
+        form = card.get_by_role("form", name="New contact method for dave")
+        await form.get_by_label("Name of the contact method").fill(name)
+        await form.get_by_label("Type").select_option(kind)
+        for label, value in fields.items():
+            await form.get_by_label(label, exact=True).fill(value)
+        await form.get_by_role("button", name="Add contact method").click()
+
+    await add_contact("push", "ntfy", {"topic": "not a topic!"})
+    await expect(card.get_by_role("alert")).to_contain_text("users.dave.contacts.push", timeout=WAIT)
+    status, dave = await stack.api("GET", "/api/v1/users/dave", user="olga")
+    assert dave["contacts"] == {}
+    await card.get_by_label("topic", exact=True).fill("dave-pages")
+    await card.get_by_role("button", name="Add contact method").click()
+    await expect(page.get_by_role("status").filter(has_text="Saved the contact method push of dave.")).to_be_visible(
+        timeout=WAIT)
+    await add_contact("hook", "webhook", {"url": "https://hooks.example.com/dave", "secret": "s3cret-value"})
+    await expect(page.get_by_role("status").filter(has_text="Saved the contact method hook of dave.")).to_be_visible(
+        timeout=WAIT)
+    status, dave = await stack.api("GET", "/api/v1/users/dave", user="olga")
+    assert dave["contacts"] == {
+        "push": {"type": "ntfy", "topic": "dave-pages"},
+        "hook": {"type": "webhook", "url": "https://hooks.example.com/dave", "secret": "********"}}
+
+    # Rules: push at once, hook after 3 minutes; written in the other order, then moved with the keyboard.
+    await card.get_by_text("Edit details and rules of dave").click()
+    rules = card.get_by_role("form", name="Details and rules of dave")
+    await rules.get_by_role("button", name="Add a rule").click()
+    await rules.get_by_label("Rule 1: contact method").select_option("hook")
+    await rules.get_by_label("Rule 1: after").fill("3m")
+    await rules.get_by_role("button", name="Add a rule").click()
+    await rules.get_by_label("Rule 2: contact method").select_option("push")
+    await rules.get_by_role("button", name="Move rule 2 up").focus()
+    await page.keyboard.press("Enter")
+    await expect(rules.get_by_role("button", name="Move rule 1 up")).to_be_focused()
+    await rules.get_by_label("Name", exact=True).fill("Dave Q. Example")
+    await rules.get_by_role("button", name="Save dave").click()
+    await expect(page.get_by_role("status").filter(has_text="Saved dave.")).to_be_visible(timeout=WAIT)
+    status, dave = await stack.api("GET", "/api/v1/users/dave", user="olga")
+    assert dave["name"] == "Dave Q. Example"
+    assert dave["rules"] == [{"contact": "push", "after": "0s"}, {"contact": "hook", "after": "3m"}]
+    assert dave["contacts"]["hook"]["secret"] == "********"   # still set: the mask kept the stored secret
+    await shots.take(page, "people-edit")
+
+    # A rule naming a contact that is then removed: refused, with where it is still named.
+    card = page.get_by_role("region", name="Dave Q. Example (dave)")
+    await card.get_by_role("button", name="Remove the contact method hook of dave").click()
+    await expect(card.get_by_role("alert")).to_contain_text("users.dave.rules[1]", timeout=WAIT)
+    status, dave = await stack.api("GET", "/api/v1/users/dave", user="olga")
+    assert "hook" in dave["contacts"]
+    assert problems == []
+
+
+async def test_a_person_keeps_their_own_contact_methods(stack, browser, shots):
+    await stack.start(config())
+    page, problems = await open_ui(browser, stack)
+    await sign_in_with_password(page, stack, user="bob")
+    await page.get_by_role("link", name="People").click()
+    await expect(page.get_by_role("heading", name="Your contact methods")).to_be_visible(timeout=WAIT)
+    await expect(page.locator("main section.card")).to_have_count(1)   # only bob himself
+    card = page.get_by_role("region", name="bob")
+    await expect(card).to_contain_text("changed by an administrator")
+    await card.get_by_text("Add a contact method").click()
+    form = card.get_by_role("form", name="New contact method for bob")
+    await form.get_by_label("Name of the contact method").fill("mail")
+    await form.get_by_label("Type").select_option("email")
+    await form.get_by_label("to", exact=True).fill("bob@example.com")
+    await form.get_by_role("button", name="Add contact method").click()
+    await expect(page.get_by_role("status").filter(has_text="Saved the contact method mail of bob.")).to_be_visible(
+        timeout=WAIT)
+    status, bob = await stack.api("GET", "/api/v1/users/bob", user="olga")
+    assert bob["contacts"]["mail"] == {"type": "email", "to": "bob@example.com"}
+    await shots.take(page, "people-self")
+    await page.get_by_role("button", name="Remove the contact method mail of bob").click()
+    await expect(page.get_by_role("status").filter(has_text="Removed the contact method mail of bob.")).to_be_visible(
+        timeout=WAIT)
+    status, bob = await stack.api("GET", "/api/v1/users/bob", user="olga")
+    assert status == 200 and set(bob["contacts"]) == {"out"}
     assert problems == []

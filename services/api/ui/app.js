@@ -9,6 +9,7 @@ import * as config from "./pages/config.js";
 import * as home from "./pages/home.js";
 import * as incident from "./pages/incident.js";
 import * as incidents from "./pages/incidents.js";
+import * as people from "./pages/people.js";
 import * as profile from "./pages/profile.js";
 import * as signin from "./pages/signin.js";
 import * as silences from "./pages/silences.js";
@@ -23,7 +24,7 @@ const ROUTES = [
   [/^\/profile$/, profile, "Profile"],
   [/^\/teams$/, teams, "Teams"],
   [/^\/routes$/, config.routes, "Routes"],
-  [/^\/people$/, config.people, "People"],
+  [/^\/people$/, people, "People"],
   [/^\/silences$/, silences, "Silences"],
 ];
 

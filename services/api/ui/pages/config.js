@@ -112,37 +112,3 @@ export const routes = {
         : empty("No routes yet."));
   },
 };
-
-// People: how each one is reached (contact methods) and in what order (rules). Read-only here.
-export const people = {
-  async render(main) {
-    let users;
-    try {
-      users = (await api("GET", "/api/v1/users")).users;
-    } catch (err) {
-      if (!isMissingEndpoint(err)) { replace(main, h("h1", {}, "People"), errorBox(err, "Cannot read the users")); return; }
-      const config = await loadConfig(main, "People");
-      if (!config) return;
-      users = config.users || {};
-    }
-    const list = Object.entries(users).sort(([a], [b]) => a.localeCompare(b));
-    replace(main, h("h1", {}, "People"),
-      notice("Read-only here: people, contact methods and rules are changed in tocsin.yaml or through the API.", "info"),
-      list.length ? list.map(([name, u]) => h("section", { class: "card", "aria-labelledby": `u-${name}` },
-        h("h2", { id: `u-${name}` }, u.name ? `${u.name} (${name})` : name),
-        h("dl", { class: "facts" },
-          h("dt", {}, "Email"), h("dd", {}, u.email || "—"),
-          h("dt", {}, "Phone"), h("dd", {}, u.phone || "—"),
-          h("dt", {}, "Role"), h("dd", {}, u.role || "user"),
-          h("dt", {}, "Time zone"), h("dd", {}, u.timezone || "the installation's")),
-        h("h3", {}, "Contact methods"),
-        Object.keys(u.contacts || {}).length ? h("ul", { class: "contacts" }, Object.entries(u.contacts).map(([cname, c]) =>
-          h("li", {}, h("strong", {}, cname), `: ${c.type}`,
-            ...Object.entries(c).filter(([k]) => k !== "type").map(([k, v]) => ` · ${k} ${typeof v === "object" ? JSON.stringify(v) : v}`))))
-          : empty("No contact methods: this person cannot be paged."),
-        h("h3", {}, "Rules"),
-        (u.rules || []).length ? h("ol", {}, u.rules.map((r) => h("li", {}, `${r.contact} after ${r.after || "0s"}`)))
-          : h("p", { class: "muted" }, "No rules: every contact method at once.")))
-        : empty("No users yet."));
-  },
-};
