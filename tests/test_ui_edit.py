@@ -8,10 +8,11 @@ Screenshots as in test_ui.py (tmp dir `screenshots/`, and `$TOCSIN_SCREENSHOTS` 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import expect
-from test_ui import WAIT, browser, config, open_ui, shots, sign_in_with_password, sign_in_with_token
+from test_ui import TOKEN, VIEWER_ZONE, WAIT, browser, config, open_ui, shots, sign_in_with_password, sign_in_with_token
 
 from harness import eventually
 
@@ -189,4 +190,58 @@ async def test_a_person_keeps_their_own_contact_methods(stack, browser, shots):
         timeout=WAIT)
     status, bob = await stack.api("GET", "/api/v1/users/bob", user="olga")
     assert status == 200 and set(bob["contacts"]) == {"out"}
+    assert problems == []
+
+
+async def test_incidents_filter_by_severity_route_and_time(stack, browser, shots):
+    await stack.start(config())
+    for title, severity in (("Disk almost full", "warning"), ("Database down", "critical")):
+        status, _ = await stack.post_alert("webhook", {"title": title, "id": title, "severity": severity}, TOKEN)
+        assert status == 202
+
+    async def both_open() -> bool:
+        return len(await stack.incidents()) == 2
+    await eventually(both_open, timeout=20)
+    page, problems = await open_ui(browser, stack)
+    await sign_in_with_token(page, stack, user="olga")
+    await page.get_by_role("link", name="Incidents", exact=True).first.click()
+    items = page.locator("ul.incidents li.incident")
+    await expect(items).to_have_count(2, timeout=WAIT)
+
+    severity = page.get_by_label("Severity")
+    await severity.focus()
+    await severity.select_option("warning")
+    await expect(page).to_have_url(stack.url + "/incidents?severity=warning", timeout=WAIT)
+    await expect(items).to_have_count(1, timeout=WAIT)
+    await expect(items).to_contain_text("Disk almost full")
+    await expect(severity).to_be_focused()   # the list reloads in place; the control keeps the focus
+    await page.get_by_label("Route").select_option("hooks")
+    await expect(page).to_have_url(stack.url + "/incidents?severity=warning&route=hooks", timeout=WAIT)
+    await expect(items).to_have_count(1)
+
+    # Since an hour from now: nothing. The time goes in the address as UTC.
+    soon = datetime.now(UTC) + timedelta(hours=1)
+
+    def typed(when: datetime) -> str:   # as a person in the browser's zone types it
+        return when.astimezone(ZoneInfo(VIEWER_ZONE)).strftime("%Y-%m-%dT%H:%M")
+    await page.get_by_label("Opened since").fill(typed(soon))
+    await page.get_by_role("button", name="Filter", exact=True).click()
+    await expect(page.get_by_text("No incidents match these filters.")).to_be_visible(timeout=WAIT)
+    assert "since=" in page.url
+    # Before "since": said at once, nothing sent.
+    await page.get_by_label("Opened before").fill(typed(soon - timedelta(hours=2)))
+    await page.get_by_role("button", name="Filter", exact=True).click()
+    await expect(page.get_by_role("alert")).to_have_text("“Opened before” must be later than “Opened since”.")
+    await shots.take(page, "incidents-filtered")
+
+    # An address with a filter opens with it; the back button steps back through the filters.
+    await page.reload()
+    await expect(page.get_by_label("Severity")).to_have_value("warning", timeout=WAIT)
+    await expect(page.get_by_text("No incidents match these filters.")).to_be_visible(timeout=WAIT)
+    await page.go_back()
+    await expect(page).to_have_url(stack.url + "/incidents?severity=warning&route=hooks", timeout=WAIT)
+    await expect(items).to_have_count(1, timeout=WAIT)
+    # A time the API cannot read: its message, not a blank page.
+    await page.goto(stack.url + "/incidents?since=yesterday")
+    await expect(page.get_by_role("alert")).to_contain_text("since must be an ISO 8601 time", timeout=WAIT)
     assert problems == []
