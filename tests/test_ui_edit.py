@@ -45,7 +45,7 @@ async def test_an_administrator_edits_members_rotations_and_overrides(stack, bro
     # Three people, a day each: saved, and the preview shows the new order.
     await rotation.get_by_label("Members, in order").fill("bob, carol, alice")
     await rotation.get_by_label("Shift length").fill("1d")
-    await rotation.get_by_label("Time zone").fill("Europe/Berlin")
+    await rotation.get_by_label("Time zone", exact=True).fill("Europe/Berlin")
     await rotation.get_by_role("button", name="Save rotation primary").click()
     saved = page.get_by_role("status").filter(has_text="Saved rotation infra.primary.")
     await expect(saved).to_be_focused(timeout=WAIT)   # said where a keyboard or screen reader is
@@ -58,7 +58,7 @@ async def test_an_administrator_edits_members_rotations_and_overrides(stack, bro
     async def three_people() -> bool:
         names = await preview.all_inner_texts()
         return set(names[:3]) == {"alice", "bob", "carol"}
-    await eventually(three_people, timeout=20)
+    await eventually(three_people, timeout=20, interval=0.5)
 
     # Members: add olga as a team admin, then take her out again.
     await team.get_by_label("Add a member", exact=True).select_option("olga")
@@ -201,7 +201,7 @@ async def test_incidents_filter_by_severity_route_and_time(stack, browser, shots
 
     async def both_open() -> bool:
         return len(await stack.incidents()) == 2
-    await eventually(both_open, timeout=20)
+    await eventually(both_open, timeout=20, interval=0.5)
     page, problems = await open_ui(browser, stack)
     await sign_in_with_token(page, stack, user="olga")
     await page.get_by_role("link", name="Incidents", exact=True).first.click()
@@ -241,6 +241,10 @@ async def test_incidents_filter_by_severity_route_and_time(stack, browser, shots
     await page.go_back()
     await expect(page).to_have_url(stack.url + "/incidents?severity=warning&route=hooks", timeout=WAIT)
     await expect(items).to_have_count(1, timeout=WAIT)
+    # Only incidents of the route asked for (both of these came in through "hooks").
+    await page.goto(stack.url + "/incidents?route=elsewhere")
+    await expect(page.get_by_text("No incidents match these filters.")).to_be_visible(timeout=WAIT)
+    await expect(page.get_by_label("Route")).to_have_value("elsewhere")
     # A time the API cannot read: its message, not a blank page.
     await page.goto(stack.url + "/incidents?since=yesterday")
     await expect(page.get_by_role("alert")).to_contain_text("since must be an ISO 8601 time", timeout=WAIT)
