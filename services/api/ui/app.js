@@ -9,9 +9,11 @@ import * as config from "./pages/config.js";
 import * as home from "./pages/home.js";
 import * as incident from "./pages/incident.js";
 import * as incidents from "./pages/incidents.js";
+import * as people from "./pages/people.js";
 import * as profile from "./pages/profile.js";
 import * as signin from "./pages/signin.js";
 import * as silences from "./pages/silences.js";
+import * as teams from "./pages/teams.js";
 
 const ROUTES = [
   [/^\/$/, home, "On call"],
@@ -20,9 +22,9 @@ const ROUTES = [
   [/^\/incidents\/([^/]+)$/, incident, "Incident"],
   [/^\/calendar$/, calendar, "Calendar"],
   [/^\/profile$/, profile, "Profile"],
-  [/^\/teams$/, config.teams, "Teams"],
+  [/^\/teams$/, teams, "Teams"],
   [/^\/routes$/, config.routes, "Routes"],
-  [/^\/people$/, config.people, "People"],
+  [/^\/people$/, people, "People"],
   [/^\/silences$/, silences, "Silences"],
 ];
 

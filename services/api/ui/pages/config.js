@@ -1,5 +1,5 @@
-// Teams and routes, read from the applied config (GET /api/v1/config, scope config:read). Editing is done in
-// tocsin.yaml (`tocsin config apply`) until the API has endpoints per object.
+// Routes, read from the applied config (GET /api/v1/config, scope config:read), and the escalation policy
+// editor of the Teams page (pages/teams.js).
 
 import { api, isMissingEndpoint } from "../api.js";
 import { empty, errorBox, h, notice, replace } from "../dom.js";
@@ -15,8 +15,8 @@ async function loadConfig(main, title) {
 
 // The escalation policy of a team as a form: ordered steps of targets and a wait, and the repeat count.
 // Saved with PUT /api/v1/teams/{team}/escalation and If-Match, so a policy changed meanwhile is not
-// overwritten (409 with the API's message).
-function escalationEditor(name, policy, revision) {
+// overwritten (409 with the API's message). `saved` hears the new revision.
+export function escalationEditor(name, policy, revision, saved = () => {}) {
   const id = `esc-${name}`;
   const msg = h("div", { "aria-live": "polite" });
   const steps = h("ol", { class: "steps" });
@@ -50,6 +50,7 @@ function escalationEditor(name, policy, revision) {
       await api("PUT", `/api/v1/teams/${encodeURIComponent(name)}/escalation`, body, { "If-Match": `"${seen}"` });
       const fresh = await api("GET", "/api/v1/config");
       seen = fresh.revision;
+      saved(seen);
       replace(msg, notice(`Saved: the escalation policy of ${name} is revision ${seen}.`, "ok"));
     } catch (err) {
       replace(msg, isMissingEndpoint(err)
@@ -59,39 +60,6 @@ function escalationEditor(name, policy, revision) {
   });
   return h("details", { class: "edit" }, h("summary", {}, "Edit the escalation policy"), form);
 }
-
-export const teams = {
-  async render(main) {
-    let revision = 0;
-    let config;
-    try {
-      ({ revision, config } = await api("GET", "/api/v1/config"));
-    } catch (err) {
-      replace(main, h("h1", {}, "Teams"), errorBox(err, "Cannot read the config"));
-      return;
-    }
-    const list = Object.entries(config.teams || {});
-    replace(main, h("h1", {}, "Teams"),
-      notice("Members and rotations are changed in tocsin.yaml (tocsin config apply); the escalation policy here.", "info"),
-      list.length ? list.map(([name, team]) => h("section", { class: "card", "aria-labelledby": `t-${name}` },
-        h("h2", { id: `t-${name}` }, name),
-        h("dl", { class: "facts" },
-          h("dt", {}, "Members"), h("dd", {}, (team.members || []).join(", ") || "—"),
-          h("dt", {}, "Admins"), h("dd", {}, (team.admins || []).join(", ") || "—"),
-          h("dt", {}, "Channels"), h("dd", {}, (team.channels || []).join(", ") || "—")),
-        h("h3", {}, "Rotations"),
-        Object.keys(team.rotations || {}).length ? h("ul", {}, Object.entries(team.rotations).map(([rn, r]) =>
-          h("li", {}, h("strong", {}, rn), `: ${(r.members || []).join(" → ")}, every ${r.shift}, from ${r.start}${r.timezone ? ` (${r.timezone})` : ""}`)))
-          : empty("No rotations."),
-        h("h3", {}, "Escalation"),
-        team.escalation && (team.escalation.steps || []).length ? h("ol", {}, team.escalation.steps.map((s) =>
-          h("li", {}, `${(s.notify || []).join(", ")}${s.wait ? `, then wait ${s.wait}` : ""}`)))
-          : empty("No escalation policy."),
-        team.escalation && team.escalation.repeat ? h("p", { class: "muted" }, `Repeats ${team.escalation.repeat} times.`) : "",
-        escalationEditor(name, team.escalation || {}, revision)))
-        : empty("No teams yet."));
-  },
-};
 
 function snippets(name, route, origin) {
   const url = `${origin}/api/v1/intake/${route.source}`;
@@ -142,39 +110,5 @@ export const routes = {
             } }, "Copy"), msg);
         })))
         : empty("No routes yet."));
-  },
-};
-
-// People: how each one is reached (contact methods) and in what order (rules). Read-only here.
-export const people = {
-  async render(main) {
-    let users;
-    try {
-      users = (await api("GET", "/api/v1/users")).users;
-    } catch (err) {
-      if (!isMissingEndpoint(err)) { replace(main, h("h1", {}, "People"), errorBox(err, "Cannot read the users")); return; }
-      const config = await loadConfig(main, "People");
-      if (!config) return;
-      users = config.users || {};
-    }
-    const list = Object.entries(users).sort(([a], [b]) => a.localeCompare(b));
-    replace(main, h("h1", {}, "People"),
-      notice("Read-only here: people, contact methods and rules are changed in tocsin.yaml or through the API.", "info"),
-      list.length ? list.map(([name, u]) => h("section", { class: "card", "aria-labelledby": `u-${name}` },
-        h("h2", { id: `u-${name}` }, u.name ? `${u.name} (${name})` : name),
-        h("dl", { class: "facts" },
-          h("dt", {}, "Email"), h("dd", {}, u.email || "—"),
-          h("dt", {}, "Phone"), h("dd", {}, u.phone || "—"),
-          h("dt", {}, "Role"), h("dd", {}, u.role || "user"),
-          h("dt", {}, "Time zone"), h("dd", {}, u.timezone || "the installation's")),
-        h("h3", {}, "Contact methods"),
-        Object.keys(u.contacts || {}).length ? h("ul", { class: "contacts" }, Object.entries(u.contacts).map(([cname, c]) =>
-          h("li", {}, h("strong", {}, cname), `: ${c.type}`,
-            ...Object.entries(c).filter(([k]) => k !== "type").map(([k, v]) => ` · ${k} ${typeof v === "object" ? JSON.stringify(v) : v}`))))
-          : empty("No contact methods: this person cannot be paged."),
-        h("h3", {}, "Rules"),
-        (u.rules || []).length ? h("ol", {}, u.rules.map((r) => h("li", {}, `${r.contact} after ${r.after || "0s"}`)))
-          : h("p", { class: "muted" }, "No rules: every contact method at once.")))
-        : empty("No users yet."));
   },
 };

@@ -1,59 +1,88 @@
-// Incidents: newest first, filtered by status and team (kept in the address, so a filter can be shared).
+// Incidents: newest first, filtered by status, team, severity, route and when they were opened (since /
+// until). The filter is kept in the address, so it can be shared and the back button steps through it; a
+// changed filter reloads the list in place, so the focus stays on the control being used.
 
 import { api } from "../api.js";
 import { empty, errorBox, h, reconcile, replace } from "../dom.js";
+import { zone } from "../fmt.js";
 import * as live from "../live.js";
 import { incidentItem } from "./common.js";
 
 const STATUSES = ["", "triggered", "acknowledged", "resolved"];
+const SEVERITIES = ["", "critical", "error", "warning", "info"];
+const KEYS = ["status", "team", "severity", "route", "since", "until"];
 
-export async function render(main, { query, navigate }) {
-  const status = query.get("status") || "";
-  const team = query.get("team") || "";
+// An instant (ISO 8601, as the address has it) as a datetime-local value in the viewer's zone, and back.
+function localValue(iso) {
+  const t = new Date(iso);
+  if (!iso || Number.isNaN(t.getTime())) return "";
+  const p = (n) => String(n).padStart(2, "0");
+  return `${t.getFullYear()}-${p(t.getMonth() + 1)}-${p(t.getDate())}T${p(t.getHours())}:${p(t.getMinutes())}`;
+}
+
+function isoValue(local) {
+  return local ? new Date(local).toISOString() : "";
+}
+
+function select(id, name, values, current, label) {
+  return [h("label", { for: id }, label),
+    h("select", { id, name }, [...new Set([...values, current])].map((v) => h("option", { value: v, selected: v === current }, v || "any")))];
+}
+
+export async function render(main) {
+  const read = () => Object.fromEntries(KEYS.map((k) => [k, new URLSearchParams(location.search).get(k) || ""]));
+  let f = read();
   let teams = [];
-  try { teams = (await api("GET", "/api/v1/oncall")).teams.map((t) => t.team); } catch { teams = []; }
+  let routes = [];
+  await Promise.all([
+    api("GET", "/api/v1/oncall").then((o) => { teams = o.teams.map((t) => t.team); }).catch(() => {}),
+    // Routes need config:read; without it the route is typed in.
+    api("GET", "/api/v1/routes").then((r) => { routes = Object.keys(r.routes || {}).sort(); }).catch(() => {}),
+  ]);
 
+  const since = h("input", { id: "f-since", name: "since", type: "datetime-local", value: localValue(f.since) });
+  const until = h("input", { id: "f-until", name: "until", type: "datetime-local", value: localValue(f.until) });
+  const formMsg = h("div", { "aria-live": "assertive" });
   const form = h("form", { class: "filters", role: "search", "aria-label": "Filter incidents" },
-    h("label", { for: "f-status" }, "Status"),
-    h("select", { id: "f-status", name: "status" },
-      STATUSES.map((s) => h("option", { value: s, selected: s === status }, s || "any"))),
-    h("label", { for: "f-team" }, "Team"),
-    h("select", { id: "f-team", name: "team" },
-      ["", ...new Set([...teams, ...(team ? [team] : [])])].map((t) => h("option", { value: t, selected: t === team }, t || "any"))),
-    h("button", { type: "submit" }, "Filter"));
-  const apply = (event) => {
-    if (event) event.preventDefault();
-    const q = new URLSearchParams();
-    if (form.status.value) q.set("status", form.status.value);
-    if (form.team.value) q.set("team", form.team.value);
-    navigate(`/incidents${q.toString() ? `?${q}` : ""}`);
-  };
-  form.addEventListener("submit", apply);
-  form.addEventListener("change", apply);
+    h("span", { class: "filter" }, select("f-status", "status", STATUSES, f.status, "Status")),
+    h("span", { class: "filter" }, select("f-team", "team", ["", ...teams], f.team, "Team")),
+    h("span", { class: "filter" }, select("f-severity", "severity", SEVERITIES, f.severity, "Severity")),
+    h("span", { class: "filter" }, select("f-route", "route", ["", ...routes], f.route, "Route")),
+    h("span", { class: "filter" }, h("label", { for: "f-since" }, `Opened since (${zone})`), since),
+    h("span", { class: "filter" }, h("label", { for: "f-until" }, `Opened before (${zone})`), until),
+    h("span", { class: "filter-buttons" },
+      h("button", { type: "submit" }, "Filter"),
+      h("button", { type: "button", onclick: () => { form.reset(); for (const el of form.querySelectorAll("select")) el.value = ""; since.value = ""; until.value = ""; apply(); } }, "Clear")),
+    formMsg);
 
   const list = h("ul", { class: "incidents", "aria-label": "Incidents" });
   const more = h("div", {});
-  const box = h("div", {}, list, more);
-  replace(main, h("h1", {}, "Incidents"), form, box);
+  replace(main, h("h1", {}, "Incidents"), form, h("div", {}, list, more));
 
   const shown = new Map();
   const drawn = new Map();
-  const matches = (inc) => (!status || inc.status === status) && (!team || inc.team === team);
+  const matches = (inc) => (!f.status || inc.status === f.status) && (!f.team || inc.team === f.team)
+    && (!f.severity || inc.severity === f.severity) && (!f.route || inc.route === f.route)
+    && (!f.since || Date.parse(inc.created_at) >= Date.parse(f.since))
+    && (!f.until || Date.parse(inc.created_at) < Date.parse(f.until));
+  const filtered = () => KEYS.some((k) => f[k]);
   const draw = () => {
     const items = [...shown.values()].sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at));
     reconcile(list, items, (inc) => incidentItem(inc), drawn);
     const none = more.querySelector(".empty");
     if (none && items.length) none.remove();
-    if (!items.length) replace(more, empty(status || team ? "No incidents match these filters." : "No incidents yet."));
+    if (!items.length) replace(more, empty(filtered() ? "No incidents match these filters." : "No incidents yet."));
   };
+  let loading = 0;
   const load = async (cursor) => {
+    const mine = cursor ? loading : ++loading;   // a newer filter wins over an answer still on its way
     const q = new URLSearchParams({ limit: "50" });
-    if (status) q.set("status", status);
-    if (team) q.set("team", team);
+    for (const k of KEYS) if (f[k]) q.set(k, f[k]);
     if (cursor) q.set("cursor", cursor);
     try {
       const page = await api("GET", `/api/v1/incidents?${q}`);
-      if (!cursor) shown.clear();
+      if (mine !== loading) return;
+      if (!cursor) { shown.clear(); }
       for (const inc of page.items) shown.set(inc.id, inc);
       replace(more);
       draw();
@@ -61,9 +90,34 @@ export async function render(main, { query, navigate }) {
         more.append(h("button", { type: "button", onclick: () => load(page.next_cursor) }, "Show older"));
       }
     } catch (err) {
+      if (mine !== loading) return;
+      shown.clear();
+      draw();
       replace(more, errorBox(err, "Cannot load incidents"));
     }
   };
+  function apply(event) {
+    if (event) event.preventDefault();
+    const next = {
+      status: form.status.value, team: form.team.value, severity: form.severity.value, route: form.route.value,
+      since: isoValue(since.value), until: isoValue(until.value),
+    };
+    if (next.since && next.until && next.since >= next.until) {
+      replace(formMsg, errorBox("“Opened before” must be later than “Opened since”."));
+      return;
+    }
+    replace(formMsg);
+    const q = new URLSearchParams();
+    for (const k of KEYS) if (next[k]) q.set(k, next[k]);
+    const url = `/incidents${q.toString() ? `?${q}` : ""}`;
+    if (url !== location.pathname + location.search) history.pushState(null, "", url);
+    f = next;
+    load();
+  }
+  form.addEventListener("submit", apply);
+  // A list choice applies at once; a time applies with the Filter button, since it is typed in parts.
+  form.addEventListener("change", (event) => { if (event.target.tagName === "SELECT") apply(); });
+
   await load();
   const offs = [
     live.on("incident", (inc) => {
