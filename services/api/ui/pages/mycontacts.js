@@ -36,7 +36,7 @@ export function pushSection(me, contactsBox) {
     return h("div", {}, notice("This browser cannot receive push notifications (no service worker or Push API here; on an iPhone, add Tocsin to the home screen first).", "warn"));
   }
   if (!me) return h("div", {}, notice("Push needs a signed-in user of the config."));
-  const name = h("input", { id: "push-name", name: "name", value: "browser", required: true, maxlength: 63, pattern: "[A-Za-z0-9._-]+" });
+  const name = h("input", { id: "push-name", name: "name", value: "browser", required: true, maxlength: 63, pattern: "[A-Za-z0-9._\\-]+" });
   const button = h("button", { type: "submit", class: "primary" }, "Enable push on this device");
   const form = h("form", { class: "inline" }, h("label", { for: "push-name" }, "Contact name for this device"), name, button);
   const step = (text) => replace(msg, notice(text));
