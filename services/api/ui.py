@@ -43,7 +43,7 @@ SECURITY_HEADERS = {
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 # The client-side router's pages. Explicit, so no catch-all shadows an API path added later.
-PAGES = ("/", "/signin", "/incidents", "/incidents/{id}", "/calendar", "/profile", "/teams", "/routes",
+PAGES: tuple[str, ...] = ("/", "/signin", "/incidents", "/incidents/{id}", "/calendar", "/profile", "/teams", "/routes",
          "/people", "/silences")
 PAGES += ("/channels",)
 
