@@ -75,16 +75,25 @@ class Directory:
         rules: list[Rule] = u.rules or [Rule(contact=c) for c in u.contacts]
         plan = []
         for rule in rules:
-            contact = u.contacts.get(rule.contact)
-            if contact is None:
+            found = self.contact(user, rule.contact)
+            if found is None:
                 continue
-            kind = str(contact["type"])
-            dest = {k: _text(v) for k, v in contact.items() if k != "type"}
-            if kind in PERSONAL_DEFAULTS:
-                dest.setdefault(PERSONAL_DEFAULTS[kind], u.email if kind == "email" else u.phone)
-            plan.append(ContactStep(contact=rule.contact, kind=kind, destination=dest,
+            plan.append(ContactStep(contact=rule.contact, kind=found[0], destination=found[1],
                                     after=parse_duration(rule.after)))
         return plan
+
+    def contact(self, user: str, name: str) -> tuple[str, dict[str, str]] | None:
+        """One of a person's contacts as (kind, destination), with the person's email or phone filled in
+        where the contact leaves it out; None when there is no such contact."""
+        u = self.config.users.get(user)
+        contact = u.contacts.get(name) if u is not None else None
+        if u is None or contact is None:
+            return None
+        kind = str(contact["type"])
+        dest = {k: _text(v) for k, v in contact.items() if k != "type"}
+        if kind in PERSONAL_DEFAULTS:
+            dest.setdefault(PERSONAL_DEFAULTS[kind], u.email if kind == "email" else u.phone)
+        return kind, dest
 
     def channel(self, name: str) -> tuple[str, dict[str, str]] | None:
         ch = self.config.channels.get(name)

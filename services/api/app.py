@@ -34,6 +34,7 @@ from tocsin.api import (
     oncall,
     ops,
     pushover_receipts,
+    send_tests,
     silences,
     stream,
     teams,
@@ -147,7 +148,8 @@ def add_routes(app: web.Application) -> None:
                           *callbacks_twilio.ENDPOINTS, *callbacks_pushover.ENDPOINTS,
                           *callbacks_telegram.ENDPOINTS, *callbacks_slack.ENDPOINTS, *callbacks_mattermost.ENDPOINTS,
                           *silences.ENDPOINTS, *login.ENDPOINTS, *oidc.ENDPOINTS, *tokens.ENDPOINTS,
-                          *audit.ENDPOINTS, *calendar.ENDPOINTS, *stream.ENDPOINTS, *ui.ENDPOINTS])
+                          *audit.ENDPOINTS, *calendar.ENDPOINTS, *stream.ENDPOINTS, *ui.ENDPOINTS,
+                          *send_tests.ENDPOINTS])
     ui.load(app)
 
 

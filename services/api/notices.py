@@ -58,9 +58,10 @@ def _public(dest: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in dest.items() if not is_secret(k, dest)}
 
 
-async def _send(ctx: Context, commands: list[NotificationRequested], results: dict[str, str],
+async def send(ctx: Context, commands: list[NotificationRequested], results: dict[str, str],
                 wait: timedelta) -> dict[str, str]:
-    """Publish, then (with a wait) follow the deliveries read model until each has an outcome."""
+    """Publish, then (with a wait) follow the deliveries read model until each has an outcome. Also the
+    channel and contact tests' way (send_tests.py)."""
     if commands:
         await ctx.bus.publish_many([(notify.subject(c.channel_kind), c) for c in commands])
     ids = {c.id: c.channel for c in commands}
@@ -78,7 +79,7 @@ async def _send(ctx: Context, commands: list[NotificationRequested], results: di
     return results
 
 
-def _command(kind: str, channel: str, dest: dict[str, str], *, user: str = "", kind_of: notify.MessageKind,
+def command(kind: str, channel: str, dest: dict[str, str], *, user: str = "", kind_of: notify.MessageKind,
              title: str, body: str = "") -> NotificationRequested:
     return NotificationRequested(id=new_id(), at=utcnow(), channel_kind=kind, channel=channel, user=user,
                                  destination=_public(dest), message_kind=kind_of, title=title, body=body,
@@ -127,16 +128,16 @@ async def test_alert(request: web.Request) -> web.Response:
             if step.kind not in DELIVERABLE_KINDS:
                 results[name] = f"failed: {step.kind} delivery is not available in this version"
                 continue
-            commands.append(_command(step.kind, name, step.destination, user=user, kind_of="test", title=title))
+            commands.append(command(step.kind, name, step.destination, user=user, kind_of="test", title=title))
     for name in channels:
         found = directory.channel(name)
         if found is not None and found[0] in DELIVERABLE_KINDS:
-            commands.append(_command(found[0], name, found[1], kind_of="test", title=title))
+            commands.append(command(found[0], name, found[1], kind_of="test", title=title))
         elif found is not None:
             results[name] = f"failed: {found[0]} delivery is not available in this version"
     if not commands and not results:
         raise ApiError(409, f"team {team!r} has nobody and nothing to page in its first escalation step")
-    return respond(Sent(results=await _send(ctx, commands, results, wait), users=users))
+    return respond(Sent(results=await send(ctx, commands, results, wait), users=users))
 
 
 async def notify_host(request: web.Request) -> web.Response:
@@ -165,8 +166,8 @@ async def notify_host(request: web.Request) -> web.Response:
         elif found[0] not in DELIVERABLE_KINDS:
             results[name] = f"failed: {found[0]} delivery is not available in this version"
         else:
-            commands.append(_command(found[0], name, found[1], kind_of="notice", title=title, body=notice.message))
-    return respond(Sent(results=await _send(ctx, commands, results, wait)), status=200)
+            commands.append(command(found[0], name, found[1], kind_of="notice", title=title, body=notice.message))
+    return respond(Sent(results=await send(ctx, commands, results, wait)), status=200)
 
 
 _WAIT = Param("wait", schema={"type": "string", "pattern": "^([0-9]+[smh])+$"},

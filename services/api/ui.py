@@ -43,8 +43,9 @@ SECURITY_HEADERS = {
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 # The client-side router's pages. Explicit, so no catch-all shadows an API path added later.
-PAGES = ("/", "/signin", "/incidents", "/incidents/{id}", "/calendar", "/profile", "/teams", "/routes",
+PAGES: tuple[str, ...] = ("/", "/signin", "/incidents", "/incidents/{id}", "/calendar", "/profile", "/teams", "/routes",
          "/people", "/silences")
+PAGES += ("/channels",)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,18 @@ async def asset(request: web.Request) -> web.Response:
     return web.Response(body=found.body, headers={**headers, "Content-Type": found.content_type})
 
 
+async def service_worker(request: web.Request) -> web.Response:
+    """The Web Push service worker, at the root so its scope is the whole UI (`/`). Never cached for long:
+    browsers check it for updates themselves, and a new Tocsin must be able to replace it."""
+    found = request.app[ASSETS].files.get("sw.js")
+    if found is None:
+        raise ApiError(404, "no service worker in this build")
+    headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache", "ETag": found.etag, "Service-Worker-Allowed": "/"}
+    if request.headers.get("If-None-Match") == found.etag:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=found.body, headers={**headers, "Content-Type": found.content_type})
+
+
 def load(app: web.Application) -> None:
     """Read the UI files onto the app (once, at start)."""
     app[ASSETS] = Assets.load()
@@ -131,4 +144,6 @@ ENDPOINTS = [
              errors=(404,), tag="ui", params=(
                  Param("version", "path", description="the hash of the UI files the page names"),
                  Param("name", "path", description="a file, e.g. app.js or pages/home.js"))),
+    Endpoint("GET", "/sw.js", service_worker, "The Web Push service worker (scope /)", content="text/javascript",
+             errors=(404,), tag="ui"),
 ]

@@ -5,6 +5,7 @@ import { errorBox, h, replace } from "./dom.js";
 import { zone } from "./fmt.js";
 import * as live from "./live.js";
 import * as calendar from "./pages/calendar.js";
+import * as channels from "./pages/channels.js";
 import * as config from "./pages/config.js";
 import * as home from "./pages/home.js";
 import * as incident from "./pages/incident.js";
@@ -26,6 +27,7 @@ const ROUTES = [
   [/^\/routes$/, config.routes, "Routes"],
   [/^\/people$/, people, "People"],
   [/^\/silences$/, silences, "Silences"],
+  [/^\/channels$/, channels, "Channels"],
 ];
 
 const main = document.getElementById("main");
@@ -56,6 +58,9 @@ async function render() {
   // Teams and routes are read from the config, which only administrators may read.
   const admin = !session.me || session.me.role === "admin";
   for (const a of nav.querySelectorAll("[data-admin]")) a.hidden = !admin;
+  // Channels: administrators and team owners (who may test the channels their teams use).
+  const owner = admin || Object.values((session.me && session.me.teams) || {}).includes("owner");
+  for (const a of nav.querySelectorAll("[data-owner]")) a.hidden = !owner;
   for (const a of nav.querySelectorAll("a")) {
     const here = a.getAttribute("href") === "/" ? path === "/" : path.startsWith(a.getAttribute("href"));
     if (here) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");

@@ -3,6 +3,7 @@
 import { api, isMissingEndpoint, session, signOut } from "../api.js";
 import { empty, errorBox, h, notice, replace } from "../dom.js";
 import { timeEl } from "../fmt.js";
+import { loadContacts, pushSection } from "./mycontacts.js";
 
 export async function render(main) {
   const me = session.me;
@@ -18,6 +19,7 @@ export async function render(main) {
 
   const tokens = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   const feeds = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  const contacts = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   const out = h("button", { type: "button" }, "Sign out");
   out.addEventListener("click", async () => {
     try {
@@ -30,9 +32,11 @@ export async function render(main) {
   replace(main, h("h1", {}, "Profile"), who,
     h("section", { "aria-labelledby": "tok-title" }, h("h2", { id: "tok-title" }, "API tokens"), tokens),
     h("section", { "aria-labelledby": "ical-title" }, h("h2", { id: "ical-title" }, "Calendar feeds (iCal)"), feeds),
+    h("section", { "aria-labelledby": "contacts-title" }, h("h2", { id: "contacts-title" }, "My contacts"), contacts),
+    h("section", { "aria-labelledby": "push-title" }, h("h2", { id: "push-title" }, "Push on this device"), pushSection(me, contacts)),
     h("section", {}, out));
 
-  await Promise.all([loadTokens(tokens), loadFeeds(feeds, me)]);
+  await Promise.all([loadTokens(tokens), loadFeeds(feeds, me), loadContacts(contacts, me)]);
 }
 
 async function loadTokens(box, fresh) {
