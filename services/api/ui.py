@@ -43,9 +43,8 @@ SECURITY_HEADERS = {
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 # The client-side router's pages. Explicit, so no catch-all shadows an API path added later.
-PAGES: tuple[str, ...] = ("/", "/signin", "/incidents", "/incidents/{id}", "/calendar", "/profile", "/teams", "/routes",
-         "/people", "/silences")
-PAGES += ("/channels",)
+PAGES: tuple[str, ...] = ("/", "/signin", "/incidents", "/incidents/{id}", "/calendar", "/profile", "/teams",
+                          "/routes", "/people", "/silences", "/channels")
 
 
 @dataclass(frozen=True)
