@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import math
 import os
@@ -41,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from measure import cpu_seconds, load_average, machine, pct
+from measure import crossing, load_average, machine, pct, watch_drain
 
 from tocsin.cli import use_uvloop
 from tocsin.embedded import EmbeddedNats
@@ -117,37 +116,6 @@ async def preload(bus: Bus, url: str, count: int) -> float:
         await bus.publish_many([(notify.subject("webhook"), command(n, url, "bench"))
                                 for n in range(i, min(count, i + 500))], timeout=30)
     return count / (time.monotonic() - t)
-
-
-async def done(bus: Bus, total: int) -> int:
-    info = await bus.js.consumer_info(CONSUMER.stream, CONSUMER.durable)
-    return total - (info.num_pending or 0) - (info.num_ack_pending or 0)
-
-
-async def watch(bus: Bus, total: int, pids: dict[str, int | None], alive,  # type: ignore[no-untyped-def]
-                stall: float = 60) -> list[tuple[float, int, dict[str, float]]]:
-    samples: list[tuple[float, int, dict[str, float]]] = []
-    moved = time.monotonic()
-    while True:
-        n = await done(bus, total)
-        t = time.monotonic()
-        samples.append((t, n, {k: cpu_seconds(p) for k, p in pids.items()}))
-        if n >= total:
-            return samples
-        if len(samples) > 1 and n != samples[-2][1]:
-            moved = t
-        if t - moved > stall:
-            raise RuntimeError(f"no progress for {stall:.0f} s at {n} of {total}")
-        if not alive():
-            raise RuntimeError(f"a notifier exited at {n} of {total}")
-        await asyncio.sleep(POLL)
-
-
-def crossing(samples: list[tuple[float, int, dict[str, float]]], count: float) -> float:
-    for (t0, n0, _), (t1, n1, _) in itertools.pairwise(samples):
-        if n0 < count <= n1:
-            return t0 + (t1 - t0) * (count - n0) / (n1 - n0)
-    return samples[-1][0]
 
 
 def summarize(samples: list[tuple[float, int, dict[str, float]]], total: int) -> dict[str, float]:
@@ -235,7 +203,8 @@ async def run(processes: int, args: argparse.Namespace, tmp: Path) -> dict[str, 
                            where / f"notifier-{i}.log", env) for i in range(processes)]
         pids: dict[str, int | None] = {f"notifier{i}": p.pid for i, p in enumerate(notifiers)}
         pids.update(nats=nats_server.proc.pid if nats_server.proc else None, sink=sink.pid)
-        samples = await watch(bus, args.count, pids, alive=lambda: all(p.poll() is None for p in notifiers))
+        samples = await watch_drain(bus, CONSUMER.stream, CONSUMER.durable, args.count, pids,
+                                    alive=lambda: all(p.poll() is None for p in notifiers), poll=POLL)
         drain = summarize(samples, args.count)
         drain["cpu_notifiers_ms"] = sum(v for k, v in drain.items() if k.startswith("cpu_notifier"))
         result["drain"] = drain

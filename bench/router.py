@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import math
 import os
@@ -62,7 +61,7 @@ from pathlib import Path
 
 import msgspec
 import nats
-from measure import cpu_seconds, load_average, machine, pct
+from measure import crossing, load_average, machine, pct, watch_drain
 from nats.js import JetStreamContext
 
 from tocsin.cli import use_uvloop
@@ -149,39 +148,6 @@ async def preload(bus: Bus, keys: list[str]) -> float:
 # ----------------------------------------------------------------------------- watching a drain
 
 
-async def decided(bus: Bus, durable: str, total: int) -> int:
-    info = await bus.js.consumer_info("ALERTS", durable)
-    return total - (info.num_pending or 0) - (info.num_ack_pending or 0)
-
-
-async def watch(bus: Bus, durable: str, total: int, pids: dict[str, int | None],
-                alive=lambda: True, stall: float = 60) -> list[tuple[float, int, dict[str, float]]]:  # type: ignore[no-untyped-def]
-    """Samples of (time, alerts decided, CPU seconds per pid) until all are decided."""
-    samples: list[tuple[float, int, dict[str, float]]] = []
-    moved = time.monotonic()
-    while True:
-        n = await decided(bus, durable, total)
-        t = time.monotonic()
-        samples.append((t, n, {k: cpu_seconds(p) for k, p in pids.items()}))
-        if n >= total:
-            return samples
-        if len(samples) > 1 and n != samples[-2][1]:
-            moved = t
-        if t - moved > stall:
-            raise RuntimeError(f"{durable}: no progress for {stall:.0f} s at {n} of {total}")
-        if not alive():
-            raise RuntimeError(f"{durable}: the consuming process exited at {n} of {total}")
-        await asyncio.sleep(POLL)
-
-
-def crossing(samples: list[tuple[float, int, dict[str, float]]], count: float) -> float:
-    """The interpolated time at which `count` alerts had been decided."""
-    for (t0, n0, _), (t1, n1, _) in itertools.pairwise(samples):
-        if n0 < count <= n1:
-            return t0 + (t1 - t0) * (count - n0) / (n1 - n0)
-    return samples[-1][0]
-
-
 def summarize(samples: list[tuple[float, int, dict[str, float]]], total: int, started: float) -> dict[str, float]:
     first = next(i for i, s in enumerate(samples) if s[1] > 0)
     t_first, n_first, cpu_first = samples[first]
@@ -232,7 +198,8 @@ async def baseline_drain(bus: Bus, total: int, nats_pid: int | None) -> dict[str
     started = time.monotonic()
     task = asyncio.create_task(drain())
     try:
-        samples = await watch(bus, BASELINE.durable, total, {"self": os.getpid(), "nats": nats_pid})
+        samples = await watch_drain(bus, "ALERTS", BASELINE.durable, total, {"self": os.getpid(), "nats": nats_pid},
+                                    poll=POLL)
     finally:
         await asyncio.wait_for(task, 30)
         await sub.unsubscribe()
@@ -351,8 +318,9 @@ async def run_variant(variant: str, args: argparse.Namespace, tmp: Path) -> dict
 
         started = time.monotonic()
         router = start_router(nats_server.url, log)
-        samples = await watch(bus, ROUTER_ALERTS.durable, len(keys), {"router": router.pid, "nats": nats_pid},
-                              alive=lambda: router.poll() is None)
+        samples = await watch_drain(bus, "ALERTS", ROUTER_ALERTS.durable, len(keys),
+                                    {"router": router.pid, "nats": nats_pid}, alive=lambda: router.poll() is None,
+                                    poll=POLL)
         result["router"] = summarize(samples, len(keys), started)
         result["load_after_drain"] = load_average()
         await asyncio.sleep(1)   # let the router finish its trailing work (its incidents consumer)

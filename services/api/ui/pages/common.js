@@ -66,3 +66,21 @@ export function testAlertButton(team) {
   });
   return h("div", { class: "test-alert" }, button, out);
 }
+
+// A button that runs `action` and shows its error next to itself; on success the page is drawn
+// again (`ctx.reload(done)`, `done` being what to say).
+export function actionButton(label, ariaLabel, action, ctx, done, failed = "Not changed") {
+  const msg = h("span", { class: "inline-msg", "aria-live": "assertive" });
+  const button = h("button", { type: "button", "aria-label": ariaLabel }, label);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await action();
+      await ctx.reload(done);
+    } catch (err) {
+      button.disabled = false;
+      replace(msg, errorBox(err, failed));
+    }
+  });
+  return h("span", { class: "action" }, button, msg);
+}

@@ -6,6 +6,7 @@
 
 import { api, session } from "../api.js";
 import { empty, errorBox, h, replace } from "../dom.js";
+import { actionButton } from "./common.js";
 
 const enc = encodeURIComponent;
 const MASK = "********";
@@ -92,22 +93,6 @@ function contactForm(ctx, uname, cname, contact) {
     }
   });
   return form;
-}
-
-function removeButton(ctx, label, ariaLabel, action, done) {
-  const msg = h("span", { class: "inline-msg", "aria-live": "assertive" });
-  const button = h("button", { type: "button", "aria-label": ariaLabel }, label);
-  button.addEventListener("click", async () => {
-    button.disabled = true;
-    try {
-      await action();
-      await ctx.reload(done);
-    } catch (err) {
-      button.disabled = false;
-      replace(msg, errorBox(err, "Not removed"));
-    }
-  });
-  return h("span", { class: "action" }, button, msg);
 }
 
 // The person's details and rules, saved together as the whole user (administrators only).
@@ -213,9 +198,9 @@ function personCard(ctx, uname, u, admin) {
     contacts.length ? h("ul", { class: "contacts" }, contacts.map(([cname, c]) => h("li", {},
       h("span", {}, h("strong", {}, cname), `: ${c.type}`, describe(c)), " ",
       c.type in TYPES ? h("details", { class: "edit" }, h("summary", {}, `Edit ${cname}`), contactForm(ctx, uname, cname, c)) : "",
-      removeButton(ctx, "Remove", `Remove the contact method ${cname} of ${uname}`,
-        () => api("DELETE", `/api/v1/users/${enc(uname)}/contacts/${enc(cname)}`, undefined, ctx.ifMatch()),
-        `Removed the contact method ${cname} of ${uname}.`))))
+      actionButton("Remove", `Remove the contact method ${cname} of ${uname}`,
+        () => api("DELETE", `/api/v1/users/${enc(uname)}/contacts/${enc(cname)}`, undefined, ctx.ifMatch()), ctx,
+        `Removed the contact method ${cname} of ${uname}.`, "Not removed"))))
       : empty("No contact methods: this person cannot be paged."),
     h("details", { class: "edit" }, h("summary", {}, "Add a contact method"), contactForm(ctx, uname, "", {})),
     h("h3", {}, "Rules"),

@@ -6,6 +6,7 @@
 import { api } from "../api.js";
 import { empty, errorBox, h, notice, replace } from "../dom.js";
 import { timeEl, when, whenShort } from "../fmt.js";
+import { actionButton } from "./common.js";
 import { escalationEditor } from "./config.js";
 
 const PREVIEW = 6;   // how many of a rotation's next shifts are shown
@@ -46,23 +47,6 @@ function zoneList() {
 
 function names(text) {
   return text.split(/[\s,→>]+/).map((t) => t.trim()).filter(Boolean);
-}
-
-// A button that runs `action` and shows its error next to itself; on success the page is drawn again.
-function actionButton(label, ariaLabel, action, ctx, done) {
-  const msg = h("span", { class: "inline-msg", "aria-live": "assertive" });
-  const button = h("button", { type: "button", "aria-label": ariaLabel }, label);
-  button.addEventListener("click", async () => {
-    button.disabled = true;
-    try {
-      await action();
-      await ctx.reload(done);
-    } catch (err) {
-      button.disabled = false;
-      replace(msg, errorBox(err, "Not changed"));
-    }
-  });
-  return h("span", { class: "action" }, button, msg);
 }
 
 function rotationForm(ctx, tname, rname, spec) {
